@@ -1,0 +1,67 @@
+import { join } from "node:path";
+import { NAME } from "../config/build.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
+import { type LogFormat, Logger } from "../log/logger.ts";
+import { StateStore } from "../state/store.ts";
+
+export const DEFAULT_ROOT = "/run/opencontainer/containers";
+
+export interface GlobalOptions {
+  root: string;
+  log?: string;
+  logFormat: LogFormat;
+  globalLog?: string;
+  debug: boolean;
+  systemdCgroup?: boolean;
+  rootless?: string;
+  criu?: string;
+}
+
+/** What every subcommand gets: the parsed global options, the logger and the state store. */
+export class App {
+  readonly logger: Logger;
+  readonly store: StateStore;
+
+  constructor(readonly opts: GlobalOptions) {
+    if (opts.logFormat !== "text" && opts.logFormat !== "json") {
+      throw new RuntimeError(`--log-format: expected text or json, got ${JSON.stringify(opts.logFormat)}`);
+    }
+    const globalLogs = [join(opts.root, `${NAME}.log`)];
+    if (opts.globalLog) globalLogs.push(opts.globalLog);
+    this.logger = new Logger({ logFile: opts.log, logFormat: opts.logFormat, globalLogs, debug: opts.debug });
+    this.store = new StateStore(opts.root);
+  }
+
+  /** Logs options that are accepted for compatibility but have no effect on a VM runtime. */
+  noteIgnored(name: string, value: unknown): void {
+    if (value !== undefined && value !== false)
+      this.logger.debug(`option ${name} accepted, has no effect here`);
+  }
+}
+
+/** Prints to stdout, the one place command output goes (never log noise). */
+export function print(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/**
+ * Runs a command body and turns any failure into: one line on stderr, an error line in
+ * the logs, and the error's exit code.
+ */
+export async function runAction(
+  app: App,
+  command: string,
+  body: () => Promise<number | undefined> | number | undefined,
+) {
+  try {
+    app.logger.debug(`${command}: ${process.argv.slice(2).join(" ")}`);
+    const code = await body();
+    process.exitCode = code ?? 0;
+  } catch (err) {
+    const msg = errorMessage(err);
+    if (!(err instanceof RuntimeError)) app.logger.debug(`${command}: ${(err as Error)?.stack ?? msg}`);
+    app.logger.error(msg);
+    process.stderr.write(`${NAME}: ${msg}\n`);
+    process.exitCode = err instanceof RuntimeError ? err.exitCode : 1;
+  }
+}

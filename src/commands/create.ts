@@ -1,0 +1,35 @@
+import { act, type CommandFactory, integer, subcommand } from "../cli/command.ts";
+import { createContainer } from "../lifecycle/create.ts";
+
+export interface CreateFlags {
+  bundle: string;
+  consoleSocket?: string;
+  console?: string;
+  pidFile?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+  detach?: boolean;
+}
+
+export const create: CommandFactory = (app) =>
+  withCreateFlags(subcommand("create", "create a container (boot its VM, do not run the user process yet)"))
+    .argument("<container-id>")
+    .action(act(app, "create", (a, id: string, flags: CreateFlags) => createContainer(a, id, flags)));
+
+/** The flags create and run share (runc's). */
+export function withCreateFlags(cmd: ReturnType<typeof subcommand>) {
+  return cmd
+    .option("-b, --bundle <dir>", "path to the root of the bundle directory", ".")
+    .option("--console-socket <path>", "unix socket that receives the pty master of a terminal container")
+    .option("--console <path>", "existing pty slave to use as the container's terminal (the seed's option)")
+    .option("--pid-file <file>", "file to write the host pid of the container's stand-in process to")
+    .option("--no-pivot", "accepted for runc compatibility (the rootfs is pivoted inside the guest)")
+    .option("--no-new-keyring", "accepted for runc compatibility")
+    .option(
+      "--preserve-fds <n>",
+      "pass N additional file descriptors to the container",
+      integer("--preserve-fds"),
+    )
+    .option("-d, --detach", "detach from the container's process");
+}

@@ -1,0 +1,13 @@
+import { act, type CommandFactory, subcommand } from "../cli/command.ts";
+import { containerEvents } from "../lifecycle/events.ts";
+
+export const events: CommandFactory = (app) =>
+  subcommand("events", "display container events and resource usage")
+    .option("--interval <duration>", "interval between stats (Go duration: 5s, 500ms)", "5s")
+    .option("--stats", "display the container's stats once, then exit")
+    .argument("<container-id>")
+    .action(
+      act(app, "events", (a, id: string, flags: { interval: string; stats?: boolean }) =>
+        containerEvents(a, id, flags.interval, flags.stats ?? false),
+      ),
+    );

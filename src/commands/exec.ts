@@ -1,0 +1,44 @@
+import { act, type CommandFactory, collect, integer, subcommand } from "../cli/command.ts";
+import { execProcess } from "../lifecycle/exec.ts";
+
+export interface ExecFlags {
+  process?: string;
+  tty?: boolean;
+  consoleSocket?: string;
+  detach?: boolean;
+  pidFile?: string;
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  additionalGids?: string[];
+  cap?: string[];
+  noNewPrivs?: boolean;
+  preserveFds?: number;
+}
+
+export const exec: CommandFactory = (app) =>
+  subcommand("exec", "run a new process inside a running container")
+    .option("-p, --process <file>", "process.json describing the process ('-' for stdin)")
+    .option("-t, --tty", "allocate a pseudo-TTY")
+    .option("--console-socket <path>", "unix socket that receives the pty master")
+    .option("-d, --detach", "detach from the process")
+    .option("--pid-file <file>", "file to write the host pid of the process's stand-in to")
+    .option("-e, --env <K=V>", "set an environment variable (repeatable)", collect)
+    .option("--cwd <dir>", "current working directory in the container")
+    .option("-u, --user <uid[:gid]>", "user to run as")
+    .option("-g, --additional-gids <gid>", "additional group (repeatable)", collect)
+    .option("-c, --cap <cap>", "add a capability (repeatable)", collect)
+    .option("--no-new-privs", "set no_new_privs")
+    .option("--preserve-fds <n>", "pass N additional file descriptors", integer("--preserve-fds"))
+    .option("--apparmor <profile>", "accepted for runc compatibility")
+    .option("--process-label <label>", "accepted for runc compatibility")
+    .option("--cgroup <path>", "accepted for runc compatibility")
+    .option("--ignore-paused", "accepted for runc compatibility")
+    .passThroughOptions()
+    .argument("<container-id>")
+    .argument("[command...]")
+    .action(
+      act(app, "exec", (a, id: string, command: string[], flags: ExecFlags) =>
+        execProcess(a, id, command, flags),
+      ),
+    );

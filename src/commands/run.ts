@@ -1,0 +1,12 @@
+import { act, type CommandFactory, subcommand } from "../cli/command.ts";
+import { runContainer } from "../lifecycle/run.ts";
+import { type CreateFlags, withCreateFlags } from "./create.ts";
+
+export const run: CommandFactory = (app) =>
+  withCreateFlags(subcommand("run", "create and start a container, then wait for it unless -d"))
+    .option("--keep", "do not delete the container after it exits")
+    .option("--no-subreaper", "accepted for runc compatibility")
+    .argument("<container-id>")
+    .action(
+      act(app, "run", (a, id: string, flags: CreateFlags & { keep?: boolean }) => runContainer(a, id, flags)),
+    );

@@ -1,0 +1,88 @@
+import { z } from "zod";
+
+/**
+ * The `vm` object, in the two shapes found in the wild:
+ * - legacy (the seed's, Clear Containers 2.0): {"path","image","kernel":{"path","parameters":"a b"}}
+ * - runtime-spec config-vm: {"hypervisor":{"path","parameters":[]},
+ *   "kernel":{"path","parameters":[],"initrd"},"image":{"path","format"}}
+ * Both are normalised into VmConfig. Unknown fields are kept (and ignored).
+ */
+const nonEmpty = z.string().min(1, "expected a non-empty string");
+
+const LegacyVm = z.looseObject({
+  path: nonEmpty.optional(),
+  image: nonEmpty,
+  kernel: z.looseObject({
+    path: nonEmpty,
+    parameters: z.union([z.string(), z.array(z.string())]).optional(),
+    initrd: nonEmpty.optional(),
+  }),
+});
+
+const SpecVm = z.looseObject({
+  hypervisor: z
+    .looseObject({
+      path: nonEmpty,
+      parameters: z.array(z.string()).optional(),
+    })
+    .optional(),
+  kernel: z.looseObject({
+    path: nonEmpty,
+    parameters: z.union([z.array(z.string()), z.string()]).optional(),
+    initrd: nonEmpty.optional(),
+  }),
+  image: z
+    .looseObject({
+      path: nonEmpty,
+      format: z.string().optional(),
+    })
+    .optional(),
+});
+
+export interface VmConfig {
+  hypervisorPath?: string;
+  hypervisorParameters: string[];
+  kernelPath: string;
+  kernelParameters: string[];
+  initrd?: string;
+  imagePath?: string;
+  imageFormat?: string;
+}
+
+function splitParams(p: string | string[] | undefined): string[] {
+  if (p === undefined) return [];
+  return Array.isArray(p) ? p : p.split(/\s+/).filter(Boolean);
+}
+
+/** Picks the shape by its `image` field: a string is legacy, an object (or absent) is runtime-spec. */
+export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
+  const legacy =
+    typeof raw === "object" && raw !== null && typeof (raw as { image?: unknown }).image === "string";
+  const parsed = (legacy ? LegacyVm : SpecVm).safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      ctx.addIssue({ ...issue, code: "custom", message: issue.message });
+    return z.NEVER;
+  }
+  if (legacy) {
+    const v = parsed.data as z.infer<typeof LegacyVm>;
+    return {
+      hypervisorPath: v.path,
+      hypervisorParameters: [],
+      kernelPath: v.kernel.path,
+      kernelParameters: splitParams(v.kernel.parameters),
+      initrd: v.kernel.initrd,
+      imagePath: v.image,
+    };
+  }
+  const v = parsed.data as z.infer<typeof SpecVm>;
+  return {
+    hypervisorPath: v.hypervisor?.path,
+    hypervisorParameters: v.hypervisor?.parameters ?? [],
+    kernelPath: v.kernel.path,
+    kernelParameters: splitParams(v.kernel.parameters),
+    initrd: v.kernel.initrd,
+    imagePath: v.image?.path,
+    imageFormat: v.image?.format,
+  };
+});

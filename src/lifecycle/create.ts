@@ -1,0 +1,7 @@
+import type { App } from "../cli/app.ts";
+import type { CreateFlags } from "../commands/create.ts";
+import { NotImplementedError } from "../errors.ts";
+
+export async function createContainer(_app: App, _id: string, _flags: CreateFlags): Promise<number> {
+  throw new NotImplementedError("create");
+}

@@ -1,0 +1,121 @@
+import type { SpecState, Status, StoredState } from "../state/schema.ts";
+import type { StateStore } from "../state/store.ts";
+import { isAlive, memoryKiB } from "../sys/proc.ts";
+
+/**
+ * The status a container really has now: a container whose stand-in is gone (the
+ * workload exited, or someone killed it) is stopped whatever the file last said.
+ */
+export function liveStatus(s: StoredState): Status {
+  if (s.status === "stopped") return "stopped";
+  if (!isAlive(s.standin)) return "stopped";
+  return s.status;
+}
+
+export function toSpecState(s: StoredState): SpecState {
+  const status = liveStatus(s);
+  return {
+    ociVersion: s.ociVersion,
+    id: s.id,
+    status,
+    pid: status === "stopped" ? 0 : (s.standin?.pid ?? 0),
+    bundle: s.bundle,
+    rootfs: s.rootfs,
+    created: s.created,
+    annotations: s.annotations,
+    owner: s.owner,
+  };
+}
+
+export function specState(store: StateStore, id: string): SpecState {
+  return toSpecState(store.read(id));
+}
+
+export interface ListRow extends SpecState {
+  vm?: {
+    hypervisor: string;
+    hypervisorPid: number;
+    kernel: string;
+    image: string;
+    vcpus?: number;
+    memoryMiB?: number;
+    rssKiB?: number;
+  };
+}
+
+export function listContainers(store: StateStore): ListRow[] {
+  const rows: ListRow[] = [];
+  for (const id of store.list()) {
+    const s = store.tryRead(id);
+    if (!s) continue;
+    const row: ListRow = toSpecState(s);
+    if (s.vm) {
+      const qemuAlive = isAlive(s.vm.qemu);
+      row.vm = {
+        hypervisor: s.vm.hypervisor,
+        hypervisorPid: qemuAlive ? (s.vm.qemu?.pid ?? 0) : 0,
+        kernel: s.vm.kernel,
+        image: s.vm.image,
+        vcpus: s.vm.vcpus,
+        memoryMiB: s.vm.memoryMiB,
+        rssKiB: qemuAlive && s.vm.qemu ? memoryKiB(s.vm.qemu.pid)?.rss : undefined,
+      };
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+interface ListFormat {
+  format: "table" | "json";
+  quiet: boolean;
+  all: boolean;
+}
+
+export function formatList(rows: ListRow[], f: ListFormat): string {
+  if (f.quiet) return rows.map((r) => r.id).join("\n");
+  if (f.format === "json") {
+    return JSON.stringify(
+      rows.map(({ vm, ...spec }) => (f.all ? { ...spec, vm: vm ?? null } : spec)),
+      null,
+      f.all ? 2 : undefined,
+    );
+  }
+  const header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+  if (f.all) header.push("HYPERVISOR", "QEMU PID", "VCPUS", "MEMORY", "RSS", "KERNEL", "IMAGE");
+  const table = rows.map((r) => {
+    const cells = [r.id, String(r.pid), r.status, r.bundle, r.created, r.owner];
+    if (f.all) {
+      const v = r.vm;
+      cells.push(
+        v?.hypervisor ?? "-",
+        String(v?.hypervisorPid ?? 0),
+        String(v?.vcpus ?? "-"),
+        v?.memoryMiB ? `${v.memoryMiB}MiB` : "-",
+        v?.rssKiB ? `${Math.round(v.rssKiB / 1024)}MiB` : "-",
+        v?.kernel ?? "-",
+        v?.image ?? "-",
+      );
+    }
+    return cells;
+  });
+  return tabulate([header, ...table]);
+}
+
+/** Go's tabwriter as runc sets it up: minimum width 12, padding 3, spaces. */
+export function tabulate(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length + 3, 12);
+    });
+  }
+  return rows
+    .map((row) =>
+      row
+        .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 12)))
+        .join("")
+        .trimEnd(),
+    )
+    .join("\n");
+}

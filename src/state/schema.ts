@@ -1,0 +1,58 @@
+import { z } from "zod";
+
+export const STATUSES = ["creating", "created", "running", "paused", "stopped"] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** A process on the host, with its start time so a reused pid is never mistaken for it (crun). */
+export const HostProcess = z.object({
+  pid: z.number().int().positive(),
+  /** Field 22 of /proc/PID/stat, in clock ticks since boot. */
+  startTime: z.number().int().nonnegative(),
+});
+export type HostProcess = z.infer<typeof HostProcess>;
+
+export const VmInfo = z.object({
+  hypervisor: z.string(),
+  kernel: z.string(),
+  image: z.string(),
+  initrd: z.string().optional(),
+  accelerator: z.string(),
+  uuid: z.string(),
+  name: z.string(),
+  vcpus: z.number().int().positive().optional(),
+  memoryMiB: z.number().int().positive().optional(),
+  qemu: HostProcess.optional(),
+});
+export type VmInfo = z.infer<typeof VmInfo>;
+
+/**
+ * What `<root>/<id>/state.json` holds: the runtime-spec state fields, plus what this
+ * runtime needs to find the container's stand-in and VM again from another process.
+ */
+export const StoredState = z.object({
+  ociVersion: z.string(),
+  id: z.string(),
+  status: z.enum(STATUSES),
+  bundle: z.string(),
+  rootfs: z.string(),
+  created: z.string(),
+  owner: z.string().default(""),
+  annotations: z.record(z.string(), z.string()).default({}),
+  standin: HostProcess.optional(),
+  vm: VmInfo.optional(),
+  exitStatus: z.number().int().optional(),
+});
+export type StoredState = z.infer<typeof StoredState>;
+
+/** The runtime-spec `state` output (plus runc's `owner`). */
+export interface SpecState {
+  ociVersion: string;
+  id: string;
+  status: Exclude<Status, "creating"> | "creating";
+  pid: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  annotations: Record<string, string>;
+  owner: string;
+}
