@@ -3,6 +3,7 @@
  *   (none)       the runc-compatible CLI, called by people and container managers
  *   __standin    the per-container host process named in --pid-file (src/standin/)
  *   __agent      the agent inside the guest VM, run as its init (src/agent/)
+ *   __exec       exec a program with PDEATHSIG and a new session (src/sys/spawn.ts)
  * Each role is imported lazily so that none pays for the others' start-up.
  */
 async function main(argv: string[]): Promise<void> {
@@ -10,6 +11,9 @@ async function main(argv: string[]): Promise<void> {
   if (role === "__agent") {
     const { runAgent } = await import("./agent/main.ts");
     await runAgent(argv.slice(1));
+  } else if (role === "__exec") {
+    const { execRole } = await import("./sys/spawn.ts");
+    process.exitCode = execRole(argv.slice(1));
   } else if (role === "__standin") {
     const { runStandin } = await import("./standin/main.ts");
     process.exitCode = await runStandin(argv.slice(1));

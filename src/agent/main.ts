@@ -1,3 +1,52 @@
+/**
+ * The agent: the guest's PID 1 once the initramfs has switched to the root image.
+ * Start-up does the least it can before answering the host (under TCG every line of
+ * JavaScript run at start costs): find the port, answer hello, then do the rest lazily.
+ */
+import { readFileSync } from "node:fs";
+import { Channel } from "../protocol/channel.ts";
+import { type Op, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { Containers } from "./containers.ts";
+import { powerOff, Reaper, setupMounts } from "./init.ts";
+import { findPort, portTransport } from "./port.ts";
+
 export async function runAgent(_argv: string[]): Promise<void> {
-  throw new Error("agent: not implemented yet");
+  process.env.PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+  const reaper = new Reaper();
+  reaper.start();
+  const port = await findPort();
+  let channel: Channel | undefined;
+  channel = new Channel(portTransport(port, () => channel?.resetInput()));
+  console.log(`cc-agent: ready on ${port}`);
+  let mounted = false;
+  const containers = new Containers(channel, reaper);
+  const handlers: Record<Op, (args: never) => Promise<unknown>> = {
+    hello: async () => ({
+      version: PROTOCOL_VERSION,
+      kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+      agentPid: process.pid,
+    }),
+    create: async (args) => {
+      if (!mounted) {
+        setupMounts();
+        mounted = true;
+      }
+      return containers.create(args);
+    },
+    start: (args) => containers.start(args),
+    exec: (args) => containers.exec(args),
+    signal: (args) => containers.signal(args),
+    resize: (args) => containers.resize(args),
+    ps: (args) => containers.ps(args),
+    stats: (args) => containers.stats(args),
+    update: (args) => containers.update(args),
+    shutdown: async () => {
+      // Answer first, then power off: the host waits for QEMU to exit.
+      setTimeout(() => powerOff(), 10);
+      return {};
+    },
+  };
+  channel.onRequest = (op, args) => handlers[op](args as never);
+  // PID 1 must never exit: that would panic the guest kernel.
+  await new Promise(() => {});
 }

@@ -9,7 +9,7 @@ const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 export function defaultSpec(rootless: boolean): Record<string, unknown> {
   const namespaces = ["pid", "network", "ipc", "uts", "mount", "cgroup"].map((type) => ({ type }));
   const spec: Record<string, unknown> = {
-    ociVersion: "1.2.0",
+    ociVersion: "1.0.2-dev",
     process: {
       terminal: true,
       user: { uid: 0, gid: 0 },

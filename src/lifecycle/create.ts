@@ -1,7 +1,129 @@
+/**
+ * create: bundle in, VM up, container created in the guest (user process not started),
+ * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
-import { NotImplementedError } from "../errors.ts";
+import { OCI_VERSION } from "../config/build.ts";
+import { resolveBundle } from "../config/resolver.ts";
+import { RuntimeError } from "../errors.ts";
+import { planVm } from "../hypervisor/launcher.ts";
+import type { ContainerLaunch } from "../standin/launch.ts";
+import { validateId } from "../state/store.ts";
+import { hostProcess } from "../sys/proc.ts";
+import { destroy } from "./destroy.ts";
+import { guestConfig } from "./guest-config.ts";
+import { runHooks } from "./hooks.ts";
+import { toSpecState } from "./query.ts";
+import { type StartedStandin, startStandin } from "./spawn-standin.ts";
 
-export async function createContainer(_app: App, _id: string, _flags: CreateFlags): Promise<number> {
-  throw new NotImplementedError("create");
+/** Bound on a guest coming up: TCG boots take seconds, several at once take longer. */
+export function bootTimeoutMs(accel: string): number {
+  const fromEnv = Number(process.env.CC_OCI_BOOT_TIMEOUT_MS);
+  if (fromEnv > 0) return fromEnv;
+  return accel === "kvm" ? 20_000 : 60_000;
+}
+
+export function ownerName(uid = process.getuid?.() ?? 0): string {
+  try {
+    const line = readFileSync("/etc/passwd", "utf8")
+      .split("\n")
+      .find((l) => l.split(":")[2] === String(uid));
+    if (line) return line.split(":")[0] ?? "";
+  } catch {
+    // No passwd database: fall back to the number.
+  }
+  return `#${uid}`;
+}
+
+/** Atomic, digits only, no newline: what containerd and podman read. */
+export function writePidFile(file: string, pid: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, file);
+}
+
+export async function createContainer(app: App, id: string, flags: CreateFlags): Promise<number> {
+  await create(app, id, flags);
+  return 0;
+}
+
+export async function create(app: App, id: string, flags: CreateFlags): Promise<StartedStandin> {
+  validateId(id);
+  app.noteIgnored("--no-pivot", flags.noPivot);
+  const r = resolveBundle(flags.bundle, app.logger);
+  if (!existsSync(r.rootfs))
+    throw new RuntimeError(`rootfs ${r.rootfs} does not exist (root.path in ${r.configFile})`);
+  if (!r.oci.process)
+    throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
+  const terminal = r.oci.process.terminal === true;
+  if (terminal && !flags.consoleSocket && !flags.console) {
+    throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
+  }
+  if (!terminal && (flags.consoleSocket || flags.console)) {
+    throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
+  }
+  const dir = app.store.reserve(id);
+  try {
+    const plan = planVm(r, dir, id);
+    const { config, shares } = guestConfig(r.oci, id, r.rootfs);
+    app.store.write(id, {
+      ociVersion: OCI_VERSION,
+      id,
+      status: "creating",
+      bundle: r.bundle,
+      rootfs: r.rootfs,
+      created: new Date().toISOString(),
+      owner: ownerName(),
+      annotations: r.oci.annotations ?? {},
+      vm: {
+        hypervisor: plan.path,
+        kernel: plan.kernel,
+        image: plan.image,
+        initrd: plan.initrd,
+        accelerator: plan.accel.accel,
+        uuid: plan.uuid,
+        name: plan.name,
+        vcpus: plan.vcpus,
+        memoryMiB: plan.memoryMiB,
+      },
+    });
+    app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
+    const timeout = bootTimeoutMs(plan.accel.accel);
+    const launch: ContainerLaunch = {
+      kind: "container",
+      id,
+      root: app.opts.root,
+      stateDir: dir,
+      hypervisor: { path: plan.path, args: plan.args },
+      guestConfig: config,
+      shares,
+      terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
+      bootTimeoutMs: timeout,
+      log: {
+        file: app.opts.log,
+        format: app.opts.logFormat,
+        globalLogs: [
+          join(app.opts.root, "cc-oci-runtime.log"),
+          ...(app.opts.globalLog ? [app.opts.globalLog] : []),
+        ],
+        debug: app.opts.debug,
+      },
+    };
+    const launchFile = join(dir, "standin.json");
+    writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
+    const standin = await startStandin(launchFile, timeout + 30_000);
+    const proc = hostProcess(standin.ready.pid);
+    if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
+    const state = app.store.update(id, (s) => ({ ...s, status: "created", standin: proc }));
+    await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, toSpecState(state), app.logger);
+    if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
+    standin.child.unref();
+    return standin;
+  } catch (err) {
+    await destroy(app.store, id);
+    throw err;
+  }
 }

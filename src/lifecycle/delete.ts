@@ -1,11 +1,38 @@
 import type { App } from "../cli/app.ts";
-import { NotImplementedError } from "../errors.ts";
+import { loadOciConfig } from "../config/resolver.ts";
+import { assertCan } from "../state/transitions.ts";
+import { destroy, killVm } from "./destroy.ts";
+import { runHooks } from "./hooks.ts";
+import { liveStatus, toSpecState } from "./query.ts";
 
+/**
+ * delete: only a stopped container, unless --force (which kills it first). Poststop hooks
+ * run (failures only warn), then nothing of the container is left.
+ * `delete --force` of an unknown id succeeds: containerd always sends it after delete.
+ */
 export async function deleteContainer(app: App, id: string, force: boolean): Promise<number> {
-  if (!app.store.exists(id)) {
-    // containerd always follows `delete` with `delete --force` from a cleanup process.
-    if (force) return 0;
+  const s = app.store.tryRead(id);
+  if (!s) {
+    if (force) {
+      // A half-created container (no state.json yet) is removed too.
+      await destroy(app.store, id);
+      return 0;
+    }
     app.store.read(id);
+    return 1;
   }
-  throw new NotImplementedError("delete");
+  const status = liveStatus(s);
+  if (status !== "stopped") {
+    if (!force) assertCan("delete", id, status);
+    await killVm(s);
+  }
+  let oci: ReturnType<typeof loadOciConfig>["oci"] | undefined;
+  try {
+    oci = loadOciConfig(s.bundle).oci;
+  } catch (err) {
+    app.logger.warn(`${id}: poststop hooks not run: ${(err as Error).message}`);
+  }
+  if (oci) await runHooks(["poststop"], oci, { ...toSpecState(s), status: "stopped", pid: 0 }, app.logger);
+  await destroy(app.store, id);
+  return 0;
 }

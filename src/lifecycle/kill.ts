@@ -1,6 +1,37 @@
 import type { App } from "../cli/app.ts";
-import { NotImplementedError } from "../errors.ts";
+import { assertCan } from "../state/transitions.ts";
+import { killVm } from "./destroy.ts";
+import { liveStatus } from "./query.ts";
+import { parseSignal } from "./signals.ts";
+import { callStandin } from "./standin-client.ts";
 
-export async function killContainer(_app: App, _id: string, _signal: string, _all: boolean): Promise<number> {
-  throw new NotImplementedError("kill");
+/** How long a SIGKILL may wait for the agent before the VM itself is killed. */
+const KILL_AGENT_WAIT_MS = 3_000;
+const SIGKILL = 9;
+
+/**
+ * kill: the signal goes to the workload in the guest. SIGKILL must work even when the
+ * agent is stuck (or the VM paused): then the VM is killed, and the stand-in reports 137.
+ */
+export async function killContainer(app: App, id: string, signal: string, all: boolean): Promise<number> {
+  const sig = parseSignal(signal);
+  const s = app.store.read(id);
+  const status = liveStatus(s);
+  assertCan("kill", id, status);
+  const dir = app.store.dir(id);
+  if (sig === SIGKILL) {
+    if (status === "paused") {
+      await killVm({ ...s, standin: undefined });
+      return 0;
+    }
+    try {
+      await callStandin(dir, id, "signal", { id, signal: sig, all }, KILL_AGENT_WAIT_MS);
+    } catch (err) {
+      app.logger.warn(`${id}: agent did not take SIGKILL (${(err as Error).message}); killing the VM`);
+      await killVm({ ...s, standin: undefined });
+    }
+    return 0;
+  }
+  await callStandin(dir, id, "signal", { id, signal: sig, all });
+  return 0;
 }

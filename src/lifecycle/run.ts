@@ -1,11 +1,44 @@
 import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
-import { NotImplementedError } from "../errors.ts";
+import { create } from "./create.ts";
+import { deleteContainer } from "./delete.ts";
+import { callStandin } from "./standin-client.ts";
+import { startContainer } from "./start.ts";
 
+const FORWARDED: [NodeJS.Signals, number][] = [
+  ["SIGINT", 2],
+  ["SIGTERM", 15],
+  ["SIGHUP", 1],
+  ["SIGQUIT", 3],
+  ["SIGUSR1", 10],
+  ["SIGUSR2", 12],
+];
+
+/**
+ * run: create + start; without -d, wait for the workload (its stand-in relays stdio),
+ * delete the container unless --keep, and exit with the workload's status.
+ */
 export async function runContainer(
-  _app: App,
-  _id: string,
-  _flags: CreateFlags & { keep?: boolean },
+  app: App,
+  id: string,
+  flags: CreateFlags & { keep?: boolean },
 ): Promise<number> {
-  throw new NotImplementedError("run");
+  const standin = await create(app, id, flags);
+  try {
+    await startContainer(app, id);
+  } catch (err) {
+    await deleteContainer(app, id, true);
+    throw err;
+  }
+  if (flags.detach) return 0;
+  standin.child.ref();
+  for (const [name, num] of FORWARDED) {
+    process.on(
+      name,
+      () => void callStandin(app.store.dir(id), id, "signal", { id, signal: num }).catch(() => {}),
+    );
+  }
+  const status = await standin.exited;
+  if (!flags.keep) await deleteContainer(app, id, true);
+  return status;
 }

@@ -1,0 +1,246 @@
+/**
+ * The containers of this guest (one per VM today, the code does not assume it) and their
+ * processes. Each handler is: check the request's target exists -> do it through crun ->
+ * answer. Process output goes to the host on the stream ids the host chose.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Channel } from "../protocol/channel.ts";
+import type { RequestOf, ResultOf } from "../protocol/messages.ts";
+import { crun, crunOutput, spawnCrun } from "./crun.ts";
+import type { Reaper } from "./init.ts";
+import { mount } from "./init.ts";
+import { type GuestProcess, wirePipes, wireTerminal } from "./stdio.ts";
+
+/** Where the host's share (9p tag "workload") is mounted: rootfs/ and mounts/N below it. */
+export const SHARE_MOUNT = "/run/cc/shared";
+export const SHARE_TAG = "workload";
+const BUNDLES = "/run/cc/bundles";
+const NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client";
+/** How long an exited process's output may still drain before its exit is reported anyway. */
+const DRAIN_AFTER_EXIT_MS = 2_000;
+
+interface Container {
+  id: string;
+  bundle: string;
+  log: string;
+  cgroup: string;
+  init?: GuestProcess;
+  execs: Map<string, GuestProcess>;
+}
+
+export class Containers {
+  private readonly containers = new Map<string, Container>();
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly reaper: Reaper,
+  ) {}
+
+  private get(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`container "${id}" does not exist in the guest`);
+    return c;
+  }
+
+  async create(req: RequestOf<"create">): Promise<ResultOf<"create">> {
+    if (this.containers.has(req.id)) throw new Error(`container "${req.id}" already exists in the guest`);
+    if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
+    const bundle = join(BUNDLES, req.id);
+    mkdirSync(bundle, { recursive: true });
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(req.config));
+    // Annotations are visible in the VM here (and in config.json beside it).
+    writeFileSync(join(bundle, "annotations.json"), JSON.stringify(req.config.annotations ?? {}));
+    const linux = (req.config.linux ?? {}) as { cgroupsPath?: string };
+    const c: Container = {
+      id: req.id,
+      bundle,
+      log: join(bundle, "crun.log"),
+      cgroup: join("/sys/fs/cgroup", linux.cgroupsPath ?? ""),
+      execs: new Map(),
+    };
+    const pidFile = join(bundle, "init.pid");
+    const terminal = (req.config.process as { terminal?: boolean } | undefined)?.terminal === true;
+    const args = ["create", "--bundle", bundle, "--pid-file", pidFile];
+    const proc = terminal
+      ? await wireTerminal(
+          this.channel,
+          req.stdio,
+          join(bundle, "console.sock"),
+          req.consoleSize,
+          c.log,
+          (sock) => spawnCrun(this.reaper, c.log, [...args, "--console-socket", sock, req.id]),
+        )
+      : await wirePipes(
+          this.channel,
+          req.stdio,
+          (stdio) => spawnCrun(this.reaper, c.log, [...args, req.id], stdio),
+          c.log,
+        );
+    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    c.init = proc;
+    this.containers.set(req.id, c);
+    this.watchExit(c, proc);
+    return { pid: proc.pid };
+  }
+
+  async start(req: RequestOf<"start">): Promise<ResultOf<"start">> {
+    const c = this.get(req.id);
+    await crun(this.reaper, c.log, ["start", c.id]);
+    return {};
+  }
+
+  async exec(req: RequestOf<"exec">): Promise<ResultOf<"exec">> {
+    const c = this.get(req.id);
+    if (c.execs.has(req.execId)) throw new Error(`exec "${req.execId}" already exists`);
+    const processFile = join(c.bundle, `exec-${req.execId}.json`);
+    const pidFile = join(c.bundle, `exec-${req.execId}.pid`);
+    writeFileSync(processFile, JSON.stringify(req.process));
+    const args = ["exec", "--detach", "--pid-file", pidFile, "--process", processFile];
+    const proc = req.process.terminal
+      ? await wireTerminal(
+          this.channel,
+          req.stdio,
+          join(c.bundle, `exec-${req.execId}.sock`),
+          req.consoleSize,
+          c.log,
+          (sock) => spawnCrun(this.reaper, c.log, [...args, "--console-socket", sock, c.id]),
+        )
+      : await wirePipes(
+          this.channel,
+          req.stdio,
+          (stdio) => spawnCrun(this.reaper, c.log, [...args, c.id], stdio),
+          c.log,
+        );
+    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    proc.execId = req.execId;
+    c.execs.set(req.execId, proc);
+    this.watchExit(c, proc);
+    return { pid: proc.pid };
+  }
+
+  async signal(req: RequestOf<"signal">): Promise<ResultOf<"signal">> {
+    const c = this.get(req.id);
+    if (req.execId) {
+      const p = c.execs.get(req.execId);
+      if (!p) throw new Error(`exec "${req.execId}" does not exist`);
+      process.kill(p.pid, req.signal);
+      return {};
+    }
+    await crun(this.reaper, c.log, ["kill", ...(req.all ? ["--all"] : []), c.id, String(req.signal)]);
+    return {};
+  }
+
+  async resize(req: RequestOf<"resize">): Promise<ResultOf<"resize">> {
+    const c = this.get(req.id);
+    const p = req.execId ? c.execs.get(req.execId) : c.init;
+    p?.resize?.(req.rows, req.cols);
+    return {};
+  }
+
+  async ps(req: RequestOf<"ps">): Promise<ResultOf<"ps">> {
+    const c = this.get(req.id);
+    const pids = JSON.parse(
+      await crunOutput(this.reaper, c.log, ["ps", "--format", "json", c.id]),
+    ) as number[];
+    const execOf = new Map([...c.execs.values()].map((p) => [p.pid, p.execId]));
+    return { processes: pids.map((pid) => ({ ...describeProcess(pid), execId: execOf.get(pid) })) };
+  }
+
+  async stats(req: RequestOf<"stats">): Promise<ResultOf<"stats">> {
+    return cgroupStats(this.get(req.id).cgroup);
+  }
+
+  async update(req: RequestOf<"update">): Promise<ResultOf<"update">> {
+    const c = this.get(req.id);
+    const file = join(c.bundle, "resources.json");
+    writeFileSync(file, JSON.stringify(req.resources));
+    await crun(this.reaper, c.log, ["update", "--resources", file, c.id]);
+    return {};
+  }
+
+  private watchExit(c: Container, p: GuestProcess): void {
+    this.reaper.watch(p.pid, async (status) => {
+      await Promise.race([p.drained, Bun.sleep(DRAIN_AFTER_EXIT_MS)]);
+      if (p.execId) c.execs.delete(p.execId);
+      await this.channel
+        .sendEvent({ t: "event", event: "exit", id: c.id, execId: p.execId, status })
+        .catch(() => {});
+    });
+  }
+}
+
+const CLK_TCK = 100;
+
+function describeProcess(pid: number): { pid: number; user: string; time: string; cmd: string } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const secs = Math.floor((Number(f[11]) + Number(f[12])) / CLK_TCK);
+    const time = [Math.floor(secs / 3600), Math.floor(secs / 60) % 60, secs % 60]
+      .map((n) => String(n).padStart(2, "0"))
+      .join(":");
+    const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "?";
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    return { pid, user: uid === "0" ? "root" : uid, time, cmd: cmdline || `[${comm}]` };
+  } catch {
+    return { pid, user: "?", time: "00:00:00", cmd: "?" };
+  }
+}
+
+function readNum(file: string): number | undefined {
+  try {
+    const v = readFileSync(file, "utf8").trim();
+    return v === "max" ? undefined : Number(v);
+  } catch {
+    return undefined;
+  }
+}
+
+function keyed(file: string): Record<string, number> {
+  try {
+    return Object.fromEntries(
+      readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" "))
+        .map(([k, v]) => [k, Number(v)]),
+    );
+  } catch {
+    return {};
+  }
+}
+
+/** runc's stats shape (types.Stats) from the container's cgroup v2 files. */
+function cgroupStats(dir: string): Record<string, unknown> {
+  const cpu = keyed(join(dir, "cpu.stat"));
+  const mem = keyed(join(dir, "memory.stat"));
+  return {
+    cpu: {
+      usage: {
+        total: (cpu.usage_usec ?? 0) * 1000,
+        kernel: (cpu.system_usec ?? 0) * 1000,
+        user: (cpu.user_usec ?? 0) * 1000,
+      },
+      throttling: {
+        periods: cpu.nr_periods ?? 0,
+        throttledPeriods: cpu.nr_throttled ?? 0,
+        throttledTime: (cpu.throttled_usec ?? 0) * 1000,
+      },
+    },
+    memory: {
+      usage: {
+        usage: readNum(join(dir, "memory.current")) ?? 0,
+        limit: readNum(join(dir, "memory.max")) ?? 0,
+      },
+      swap: {
+        usage: readNum(join(dir, "memory.swap.current")) ?? 0,
+        limit: readNum(join(dir, "memory.swap.max")) ?? 0,
+      },
+      cache: mem.file ?? 0,
+      raw: mem,
+    },
+    pids: { current: readNum(join(dir, "pids.current")) ?? 0, limit: readNum(join(dir, "pids.max")) ?? 0 },
+  };
+}

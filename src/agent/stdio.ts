@@ -1,0 +1,105 @@
+/**
+ * Wiring a guest process's stdio to the host's streams: pipes (stdin/stdout/stderr) or a
+ * terminal (the pty master crun hands over on its console socket, one `tty` stream).
+ */
+import type { FileSink, Subprocess } from "bun";
+import type { Channel } from "../protocol/channel.ts";
+import type { Stdio } from "../protocol/messages.ts";
+import { receiveFdServer } from "../sys/fdpass.ts";
+import { fdReader, fdWriter } from "../sys/fdstream.ts";
+import { setWinsize } from "../sys/pty.ts";
+import { crunDone, type StdioSpec } from "./crun.ts";
+
+export interface GuestProcess {
+  pid: number;
+  execId?: string;
+  /** Settles when all of the process's output has been sent to the host. */
+  drained: Promise<unknown>;
+  resize?: (rows: number, cols: number) => void;
+}
+
+/** Stdin bytes queued towards a process before the port is paused (a process may never read). */
+const STDIN_HIGH_WATER = 1024 * 1024;
+const CONSOLE_SOCKET_WAIT_MS = 30_000;
+
+async function pump(channel: Channel, source: AsyncIterable<Uint8Array>, stream: number): Promise<void> {
+  try {
+    for await (const chunk of source) await channel.sendData(stream, chunk);
+  } finally {
+    await channel.sendEof(stream).catch(() => {});
+  }
+}
+
+export async function wirePipes(
+  channel: Channel,
+  stdio: Stdio,
+  spawn: (spec: [StdioSpec, StdioSpec, StdioSpec]) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
+  log: string,
+): Promise<GuestProcess> {
+  const proc = spawn([
+    stdio.stdin ? "pipe" : "ignore",
+    stdio.stdout ? "pipe" : "ignore",
+    stdio.stderr ? "pipe" : "ignore",
+  ]);
+  if (stdio.stdin) {
+    const sink = proc.stdin as unknown as FileSink;
+    let queued = 0;
+    channel.onStream(
+      stdio.stdin,
+      (data) => {
+        sink.write(data);
+        queued += data.length;
+        const flushed = Promise.resolve(sink.flush()).then(() => {
+          queued = 0;
+        });
+        return queued > STDIN_HIGH_WATER ? flushed : undefined;
+      },
+      () => {
+        void sink.end();
+      },
+    );
+  }
+  const pumps: Promise<void>[] = [];
+  if (stdio.stdout)
+    pumps.push(pump(channel, proc.stdout as unknown as AsyncIterable<Uint8Array>, stdio.stdout));
+  if (stdio.stderr)
+    pumps.push(pump(channel, proc.stderr as unknown as AsyncIterable<Uint8Array>, stdio.stderr));
+  try {
+    await crunDone(proc, log, "create");
+  } catch (err) {
+    if (stdio.stdin) channel.dropStream(stdio.stdin);
+    throw err;
+  }
+  return { pid: 0, drained: Promise.allSettled(pumps) };
+}
+
+export async function wireTerminal(
+  channel: Channel,
+  stdio: Stdio,
+  socketPath: string,
+  size: { rows: number; cols: number } | undefined,
+  log: string,
+  spawn: (socketPath: string) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
+): Promise<GuestProcess> {
+  if (!stdio.tty) throw new Error("a terminal process needs a tty stream");
+  const server = receiveFdServer(socketPath);
+  let master: number;
+  try {
+    const proc = spawn(socketPath);
+    const received = server.accept(CONSOLE_SOCKET_WAIT_MS);
+    // crun sends the pty master during create, then exits; a failing crun never sends it.
+    await crunDone(proc, log, "create");
+    master = (await received).fd;
+  } finally {
+    server.close();
+  }
+  if (size) setWinsize(master, size.rows, size.cols);
+  const tty = stdio.tty;
+  const writer = fdWriter(master);
+  channel.onStream(tty, (data) => writer.write(data));
+  return {
+    pid: 0,
+    drained: pump(channel, fdReader(master), tty),
+    resize: (rows, cols) => setWinsize(master, rows, cols),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * From a resolved bundle to the exact hypervisor command line of one container's VM.
+ * This is the only place the tag values are decided; expander.ts does the substitution.
+ */
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { v4 as uuidv4 } from "uuid";
+import type { ResolvedBundle } from "../config/resolver.ts";
+import { RuntimeError } from "../errors.ts";
+import { type AccelChoice, chooseAccel } from "./accel.ts";
+import { readHypervisorArgs } from "./args-file.ts";
+import { expand, kernelCmdline } from "./expander.ts";
+
+export const DEFAULT_MEMORY_MIB = 256;
+/** sun_path holds 108 bytes; longer socket paths are given relative to the VM's cwd. */
+const SUN_PATH_MAX = 107;
+
+export interface VmPlan {
+  path: string;
+  args: string[];
+  accel: AccelChoice;
+  uuid: string;
+  name: string;
+  memoryMiB: number;
+  vcpus: number;
+  kernel: string;
+  initrd?: string;
+  image: string;
+}
+
+/** Files of a VM inside the container's state directory (QEMU runs with it as cwd). */
+export const VM_FILES = {
+  qmp: "qmp.sock",
+  agent: "agent.sock",
+  process: "process.sock",
+  console: "console.log",
+  hypervisorLog: "hypervisor.log",
+  hub: "standin.sock",
+  shared: "shared",
+} as const;
+
+/** The path to use for a socket in `dir`: absolute when it fits in sun_path, else relative. */
+export function socketPath(dir: string, name: string): string {
+  const abs = join(dir, name);
+  return abs.length <= SUN_PATH_MAX ? abs : name;
+}
+
+function mustExist(file: string | undefined, what: string, source: string): string {
+  if (!file) throw new RuntimeError(`${source}: no ${what} configured`);
+  try {
+    statSync(file);
+  } catch {
+    throw new RuntimeError(`${what} ${file} does not exist (configured in ${source})`);
+  }
+  return file;
+}
+
+export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan {
+  const vm = r.vm.vm;
+  const src = r.vm.source;
+  const kernel = mustExist(vm.kernelPath, "guest kernel", src);
+  const image = mustExist(vm.imagePath, "guest image", src);
+  const initrd = vm.initrd ? mustExist(vm.initrd, "guest initrd", src) : undefined;
+  const accel = chooseAccel((vm as { accelerator?: string }).accelerator);
+  const uuid = uuidv4();
+  const name = `cc-${id}`.slice(0, 64);
+  const parsed = readHypervisorArgs(r.hypervisorArgsFile);
+  const memoryMiB = DEFAULT_MEMORY_MIB;
+  const expanded = expand(parsed, {
+    COMMS_SOCKET: socketPath(stateDir, VM_FILES.qmp),
+    AGENT_SOCKET: socketPath(stateDir, VM_FILES.agent),
+    PROCESS_SOCKET: socketPath(stateDir, VM_FILES.process),
+    CONSOLE_DEVICE: `file,id=console,path=${join(stateDir, VM_FILES.console)}`,
+    WORKLOAD_DIR: join(stateDir, VM_FILES.shared),
+    KERNEL: kernel,
+    INITRD: initrd,
+    IMAGE: image,
+    SIZE: String(statSync(image).size),
+    KERNEL_PARAMS: kernelCmdline([...vm.kernelParameters, ...accel.kernelParams]),
+    NAME: name,
+    UUID: uuid,
+    ACCEL: accel.accel,
+    CPU: accel.cpu,
+    MEMORY: String(memoryMiB),
+  });
+  // A hypervisor named by the vm object overrides the first line of hypervisor.args.
+  const path = vm.hypervisorPath ?? expanded.path;
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new RuntimeError(
+      `hypervisor ${path} is not an executable file (configured in ${vm.hypervisorPath ? src : r.hypervisorArgsFile})`,
+    );
+  }
+  return {
+    path,
+    args: [...expanded.args, ...vm.hypervisorParameters],
+    accel,
+    uuid,
+    name,
+    memoryMiB,
+    vcpus: 1,
+    kernel,
+    initrd,
+    image,
+  };
+}
+
+/** The last lines of the guest console, for errors about a guest that did not come up. */
+export function consoleTail(stateDir: string, lines = 15): string {
+  const parts: string[] = [];
+  for (const f of [VM_FILES.console, VM_FILES.hypervisorLog]) {
+    try {
+      const text = readFileSync(join(stateDir, f), "utf8").trimEnd();
+      if (text) parts.push(`${f}: ${text.split("\n").slice(-lines).join(" | ")}`);
+    } catch {
+      // Not written yet.
+    }
+  }
+  return parts.length ? parts.join(" || ") : "(no console output)";
+}

@@ -1,0 +1,39 @@
+/**
+ * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
+ * Used by delete, and by create/start when they fail part-way ("as if never tried").
+ */
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { VM_FILES } from "../hypervisor/launcher.ts";
+import type { StoredState } from "../state/schema.ts";
+import type { StateStore } from "../state/store.ts";
+import { isAlive } from "../sys/proc.ts";
+import { unmountBelow } from "./shares.ts";
+
+const KILL_WAIT_MS = 3_000;
+
+async function killAndWait(p: StoredState["standin"]): Promise<void> {
+  if (!p || !isAlive(p)) return;
+  try {
+    process.kill(p.pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  const until = Date.now() + KILL_WAIT_MS;
+  while (isAlive(p) && Date.now() < until) await Bun.sleep(10);
+}
+
+/** Kills what still runs of the container (VM first: the stand-in would report it). */
+export async function killVm(state: StoredState | undefined): Promise<void> {
+  await killAndWait(state?.vm?.qemu);
+  await killAndWait(state?.standin);
+}
+
+export async function destroy(store: StateStore, id: string): Promise<void> {
+  const dir = store.dir(id);
+  await killVm(store.tryRead(id));
+  if (existsSync(dir)) {
+    unmountBelow(join(dir, VM_FILES.shared));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

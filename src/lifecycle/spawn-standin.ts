@@ -1,0 +1,54 @@
+/** Starting a stand-in (the hidden `__standin` role of this executable) and hearing back from it. */
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Readable } from "node:stream";
+import { RuntimeError } from "../errors.ts";
+import { READY_FD, type ReadyMessage, ReadyMessage as ReadySchema } from "../standin/launch.ts";
+import { selfArgv } from "../sys/self.ts";
+import { signalNumber } from "./signals.ts";
+
+export interface StartedStandin {
+  child: ChildProcess;
+  ready: Extract<ReadyMessage, { ok: true }>;
+  /** The stand-in's exit status (its workload's), for `run` and `exec` in the foreground. */
+  exited: Promise<number>;
+}
+
+/**
+ * The stand-in inherits fds 0-2 (the container's stdio) and gets a socket as fd 3 for
+ * its one ready message. It runs in its own session so that it outlives this call.
+ */
+export async function startStandin(launchFile: string, timeoutMs: number): Promise<StartedStandin> {
+  const [cmd, ...args] = selfArgv("__standin", launchFile);
+  const child = spawn(cmd as string, args, {
+    detached: true,
+    stdio: ["inherit", "inherit", "inherit", "pipe"],
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+  });
+  const readyPipe = child.stdio[READY_FD] as Readable;
+  const line = await new Promise<string>((resolve) => {
+    let buf = "";
+    const timer = setTimeout(() => resolve(""), timeoutMs);
+    readyPipe.setEncoding("utf8");
+    readyPipe.on("data", (d: string) => {
+      buf += d;
+    });
+    readyPipe.on("close", () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+  });
+  readyPipe.destroy();
+  const parsed = ReadySchema.safeParse(
+    line.trim() ? JSON.parse(line.trim().split("\n")[0] ?? "{}") : undefined,
+  );
+  if (!parsed.success) {
+    child.kill("SIGKILL");
+    throw new RuntimeError(`the container's stand-in did not report within ${timeoutMs} ms`);
+  }
+  if (!parsed.data.ok) {
+    throw new RuntimeError(parsed.data.error);
+  }
+  return { child, ready: parsed.data, exited };
+}

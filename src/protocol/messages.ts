@@ -1,0 +1,126 @@
+/**
+ * The one definition of what host and agent say to each other. Both sides import this
+ * module (the agent runs from the same executable), so the schema cannot drift. Every
+ * message received is validated here before anything acts on it.
+ *
+ * Handshake (host connects whenever it likes; the agent may boot before or after):
+ *
+ *   host                                  agent (guest PID 1)
+ *    |-- hello {version} (repeated) ------->|   until answered: bytes sent before the
+ *    |<------------ ok {version, uname} ----|   guest opens its port are lost
+ *    |-- create {id, config, stdio} ------->|   crun create; streams wired up
+ *    |<---------------------- ok {pid} -----|
+ *    |-- start {id} ----------------------->|   crun start
+ *    |<== DATA stdout/stderr, EOF =========|
+ *    |<------- event exit {id, status} -----|   after the process's output has drained
+ *    |-- shutdown ------------------------->|   agent syncs and powers the VM off
+ */
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
+export const Stdio = z.object({
+  stdin: z.number().int().positive().optional(),
+  stdout: z.number().int().positive().optional(),
+  stderr: z.number().int().positive().optional(),
+  tty: z.number().int().positive().optional(),
+});
+export type Stdio = z.infer<typeof Stdio>;
+
+const id = z.string().min(1);
+const execId = z.string().min(1).optional();
+const Json = z.record(z.string(), z.unknown());
+
+export const Calls = {
+  hello: {
+    request: z.object({ version: z.number().int() }),
+    result: z.object({ version: z.number().int(), kernel: z.string(), agentPid: z.number().int() }),
+  },
+  create: {
+    request: z.object({
+      id,
+      /** config.json for crun in the guest, already rewritten by the host (guest paths). */
+      config: Json,
+      stdio: Stdio,
+      consoleSize: z.object({ rows: z.number().int(), cols: z.number().int() }).optional(),
+    }),
+    result: z.object({ pid: z.number().int() }),
+  },
+  start: { request: z.object({ id }), result: z.object({}) },
+  exec: {
+    request: z.object({
+      id,
+      execId: z.string().min(1),
+      process: Json,
+      stdio: Stdio,
+      consoleSize: z.object({ rows: z.number().int(), cols: z.number().int() }).optional(),
+    }),
+    result: z.object({ pid: z.number().int() }),
+  },
+  signal: {
+    request: z.object({ id, execId, signal: z.number().int().min(0).max(64), all: z.boolean().optional() }),
+    result: z.object({}),
+  },
+  resize: {
+    request: z.object({ id, execId, rows: z.number().int(), cols: z.number().int() }),
+    result: z.object({}),
+  },
+  ps: {
+    request: z.object({ id }),
+    result: z.object({
+      processes: z.array(
+        z.object({
+          pid: z.number().int(),
+          user: z.string(),
+          time: z.string(),
+          cmd: z.string(),
+          execId: z.string().optional(),
+        }),
+      ),
+    }),
+  },
+  stats: { request: z.object({ id }), result: Json },
+  update: { request: z.object({ id, resources: Json }), result: z.object({}) },
+  shutdown: { request: z.object({}), result: z.object({}) },
+} as const;
+
+export type Op = keyof typeof Calls;
+export type RequestOf<O extends Op> = z.infer<(typeof Calls)[O]["request"]>;
+export type ResultOf<O extends Op> = z.infer<(typeof Calls)[O]["result"]>;
+
+/** How long the host waits for each call's answer (named, as every timeout is). */
+export const CALL_TIMEOUT_MS: Record<Op, number> = {
+  hello: 500,
+  create: 60_000,
+  start: 30_000,
+  exec: 30_000,
+  signal: 10_000,
+  resize: 5_000,
+  ps: 10_000,
+  stats: 10_000,
+  update: 10_000,
+  shutdown: 5_000,
+};
+
+export const Envelope = z.union([
+  z.object({
+    t: z.literal("req"),
+    req: z.number().int(),
+    op: z.enum(Object.keys(Calls) as [Op, ...Op[]]),
+    args: z.unknown(),
+  }),
+  z.object({ t: z.literal("res"), re: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ t: z.literal("res"), re: z.number().int(), ok: z.literal(false), error: z.string() }),
+  z.object({
+    t: z.literal("event"),
+    event: z.literal("exit"),
+    id,
+    execId,
+    /** Exit code, or 128+N for a death by signal N (what the stand-in exits with). */
+    status: z.number().int(),
+  }),
+  z.object({ t: z.literal("event"), event: z.literal("oom"), id }),
+]);
+export type Envelope = z.infer<typeof Envelope>;
+export type EventEnvelope = Extract<Envelope, { t: "event" }>;

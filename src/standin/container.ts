@@ -1,0 +1,177 @@
+/**
+ * The per-container stand-in: the process named in --pid-file. It starts the VM (as its
+ * parent, so the VM dies with it), brings the container up in the guest, then holds the
+ * container's stdio, forwards signals, serves the hub, and finally exits with the
+ * workload's status (128+N for a death by signal N) once all output is delivered.
+ */
+import { openSync } from "node:fs";
+import { join } from "node:path";
+import { errorMessage } from "../errors.ts";
+import { consoleTail, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { bindShares, unmountBelow } from "../lifecycle/shares.ts";
+import { Logger } from "../log/logger.ts";
+import { Channel } from "../protocol/channel.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
+import { StateStore } from "../state/store.ts";
+import { hostProcess } from "../sys/proc.ts";
+import { spawnWithParentDeath } from "../sys/spawn.ts";
+import { Hub } from "./hub.ts";
+import type { ContainerLaunch } from "./launch.ts";
+import { reportReady } from "./launch.ts";
+import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
+
+/** After the workload exits: how long the guest gets to power off before QEMU is killed. */
+const POWEROFF_GRACE_MS = 3_000;
+/** How long output may take to drain after the exit event (the guest already sent EOF). */
+const DRAIN_MS = 5_000;
+const HELLO_INTERVAL_MS = 250;
+/** Signals a stand-in passes on to the workload (SIGKILL and SIGSTOP cannot be caught). */
+const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+const SIGNUM: Record<(typeof FORWARDED)[number], number> = {
+  SIGTERM: 15,
+  SIGINT: 2,
+  SIGHUP: 1,
+  SIGQUIT: 3,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+  SIGWINCH: 28,
+};
+const SIGKILL_STATUS = 128 + 9;
+
+export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
+  const log = new Logger({
+    logFile: spec.log.file,
+    logFormat: spec.log.format,
+    globalLogs: spec.log.globalLogs,
+    debug: spec.log.debug,
+  });
+  const store = new StateStore(spec.root);
+  const dir = spec.stateDir;
+  process.chdir(dir);
+  const shared = join(dir, VM_FILES.shared);
+  let qemuExit: number | undefined;
+  let finishing = false;
+  const deadline = Date.now() + spec.bootTimeoutMs;
+
+  const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
+  let qemu: ReturnType<typeof spawnWithParentDeath> | undefined;
+  let agent: Channel | undefined;
+  let io: HostStdio | undefined;
+  const hub = (a: Channel) => new Hub(a);
+  let theHub: Hub | undefined;
+
+  const teardown = () => {
+    theHub?.close();
+    agent?.close();
+    if (qemu && qemuExit === undefined) process.kill(qemu.pid, "SIGKILL");
+    unmountBelow(shared);
+  };
+
+  try {
+    bindShares(shared, spec.shares);
+    qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
+      cwd: dir,
+      stdio: ["ignore", hvLog, hvLog],
+    });
+    const qemuPid = qemu.pid;
+    void qemu.exited.then((code: number) => {
+      qemuExit = code;
+      log.debug(`${spec.id}: hypervisor exited with ${code}`);
+    });
+    store.update(spec.id, (s) => (s.vm ? { ...s, vm: { ...s.vm, qemu: hostProcess(qemuPid) } } : s));
+    log.debug(
+      `${spec.id}: hypervisor pid ${qemuPid}: ${spec.hypervisor.path} ${spec.hypervisor.args.join(" ")}`,
+    );
+
+    const alive = () => qemuExit === undefined;
+    const bootError = (what: string) =>
+      new Error(
+        `${what}${qemuExit !== undefined ? ` (hypervisor exited with status ${qemuExit})` : ""}; console: ${consoleTail(dir)}`,
+      );
+    let sock: Awaited<ReturnType<typeof connectUnixRetry>>;
+    try {
+      sock = await connectUnixRetry(socketPath(dir, VM_FILES.agent), deadline, alive);
+    } catch {
+      throw bootError("the hypervisor did not open the agent socket");
+    }
+    agent = new Channel(socketTransport(sock));
+    const hello = await sayHello(agent, deadline, alive);
+    if (!hello) throw bootError(`the guest agent did not come up within ${spec.bootTimeoutMs} ms`);
+    log.debug(`${spec.id}: agent ready (guest kernel ${hello.kernel})`);
+
+    io = spec.terminal ? terminalStdio(agent, spec.terminal) : pipeStdio(agent);
+    const created = await agent.call("create", {
+      id: spec.id,
+      config: spec.guestConfig,
+      stdio: io.stdio,
+      consoleSize: io.consoleSize,
+    });
+    io.startInput();
+
+    theHub = hub(agent);
+    const stdio = io;
+    const a = agent;
+    theHub.beforeForward = async (op, args) => {
+      // containerd resizes the pty master, then sends WINCH: pass the new size on first.
+      const req = args as { signal?: number; execId?: string };
+      if (op === "signal" && req.signal === 28 && !req.execId) {
+        const ws = stdio.winsize();
+        if (ws) await a.call("resize", { id: spec.id, ...ws }).catch(() => {});
+      }
+    };
+    await theHub.listen(socketPath(dir, VM_FILES.hub));
+
+    const finish = async (status: number) => {
+      if (finishing) return;
+      finishing = true;
+      await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
+      store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+      if (alive()) await a.call("shutdown", {}).catch(() => {});
+      const until = Date.now() + POWEROFF_GRACE_MS;
+      while (alive() && Date.now() < until) await Bun.sleep(20);
+      teardown();
+      log.debug(`${spec.id}: workload exited with status ${status}`);
+      process.exit(status);
+    };
+    agent.onEvent = (ev) => {
+      if (theHub?.routeEvent(ev)) return;
+      if (ev.event === "exit" && ev.id === spec.id) void finish(ev.status);
+    };
+    // The VM went away without reporting an exit (killed, crashed): the workload was killed.
+    void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
+    for (const name of FORWARDED) {
+      process.on(name, () => {
+        if (name === "SIGWINCH") {
+          const ws = stdio.winsize();
+          if (ws) void a.call("resize", { id: spec.id, ...ws }).catch(() => {});
+        }
+        void a.call("signal", { id: spec.id, signal: SIGNUM[name] }).catch(() => {});
+      });
+    }
+    reportReady({ ok: true, pid: process.pid, guestPid: created.pid });
+    return await new Promise<number>(() => {});
+  } catch (err) {
+    const msg = errorMessage(err);
+    log.error(`${spec.id}: ${msg}`);
+    teardown();
+    reportReady({ ok: false, error: msg });
+    return 1;
+  }
+}
+
+/** Repeats hello until answered: bytes sent before the guest opened its port are lost. */
+async function sayHello(agent: Channel, deadline: number, alive: () => boolean) {
+  while (Date.now() < deadline && alive() && !agent.isClosed) {
+    try {
+      const r = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_INTERVAL_MS);
+      if (r.version !== PROTOCOL_VERSION) {
+        throw new Error(`agent speaks protocol version ${r.version}, this runtime ${PROTOCOL_VERSION}`);
+      }
+      return r;
+    } catch (err) {
+      if (errorMessage(err).includes("protocol version")) throw err;
+    }
+  }
+  return undefined;
+}

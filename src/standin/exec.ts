@@ -1,0 +1,77 @@
+/**
+ * The stand-in of one exec'd process: a client of the container's hub that holds the
+ * process's stdio (or pty) and exits with its status, like the container's stand-in.
+ */
+import { errorMessage } from "../errors.ts";
+import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { Logger } from "../log/logger.ts";
+import { Channel } from "../protocol/channel.ts";
+import { connectUnix, socketTransport } from "../protocol/socket.ts";
+import type { ExecLaunch } from "./launch.ts";
+import { reportReady } from "./launch.ts";
+import { pipeStdio, terminalStdio } from "./stdio.ts";
+
+/** Status when the container went away before reporting the process's exit. */
+const LOST_STATUS = 255;
+const DRAIN_MS = 5_000;
+
+export async function runExecStandin(spec: ExecLaunch): Promise<number> {
+  const log = new Logger({
+    logFile: spec.log.file,
+    logFormat: spec.log.format,
+    globalLogs: spec.log.globalLogs,
+    debug: spec.log.debug,
+  });
+  process.chdir(spec.stateDir);
+  try {
+    const hub = new Channel(socketTransport(await connectUnix(socketPath(spec.stateDir, VM_FILES.hub))));
+    const io = spec.terminal ? terminalStdio(hub, spec.terminal) : pipeStdio(hub);
+    const exited = new Promise<number>((resolve) => {
+      hub.onEvent = (ev) => {
+        if (ev.event === "exit" && ev.execId === spec.execId) resolve(ev.status);
+      };
+      hub.onClose = () => resolve(LOST_STATUS);
+    });
+    const started = await hub.call("exec", {
+      id: spec.id,
+      execId: spec.execId,
+      process: spec.process,
+      stdio: io.stdio,
+      consoleSize: io.consoleSize,
+    });
+    io.startInput();
+    if (spec.terminal) {
+      let last = JSON.stringify(io.winsize());
+      process.on("SIGWINCH", () => {
+        const ws = io.winsize();
+        if (ws && JSON.stringify(ws) !== last) {
+          last = JSON.stringify(ws);
+          void hub.call("resize", { id: spec.id, execId: spec.execId, ...ws }).catch(() => {});
+        }
+      });
+    }
+    for (const [name, num] of [
+      ["SIGTERM", 15],
+      ["SIGINT", 2],
+      ["SIGHUP", 1],
+      ["SIGQUIT", 3],
+      ["SIGUSR1", 10],
+      ["SIGUSR2", 12],
+    ] as const) {
+      process.on(
+        name,
+        () => void hub.call("signal", { id: spec.id, execId: spec.execId, signal: num }).catch(() => {}),
+      );
+    }
+    reportReady({ ok: true, pid: process.pid, guestPid: started.pid });
+    const status = await exited;
+    await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
+    hub.close();
+    return status;
+  } catch (err) {
+    const msg = errorMessage(err);
+    log.error(`${spec.id}: exec ${spec.execId}: ${msg}`);
+    reportReady({ ok: false, error: msg });
+    return LOST_STATUS;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The stand-in is the only host process connected to the agent (QEMU's chardev takes one
+ * client at a time). Every other runtime call (start, kill, exec, ps, update, events)
+ * connects to this hub instead, and the hub forwards: requests as they are, and exec's
+ * streams renumbered so that many clients can share the one agent connection.
+ */
+import { rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { Channel } from "../protocol/channel.ts";
+import type { EventEnvelope, Op, RequestOf, Stdio } from "../protocol/messages.ts";
+import { socketTransport } from "../protocol/socket.ts";
+
+/** Hub-assigned stream ids start here; below are the stand-in's own (stdio.ts STREAMS). */
+const FIRST_HUB_STREAM = 100;
+
+export class Hub {
+  private server?: Server;
+  private nextStream = FIRST_HUB_STREAM;
+  private readonly execOwners = new Map<string, Channel>();
+  /** Lets the owner see (and act on) a request first, e.g. a WINCH becomes a resize. */
+  beforeForward: (op: Op, args: unknown) => Promise<void> = async () => {};
+
+  constructor(private readonly agent: Channel) {}
+
+  /** Events for exec processes go to the client that started them; true if consumed. */
+  routeEvent(ev: EventEnvelope): boolean {
+    if (ev.event !== "exit" || !ev.execId) return false;
+    const owner = this.execOwners.get(ev.execId);
+    this.execOwners.delete(ev.execId);
+    owner?.sendEvent(ev).catch(() => {});
+    return true;
+  }
+
+  listen(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    this.server = createServer((sock) => {
+      const client = new Channel(socketTransport(sock));
+      client.onRequest = (op, args) => this.forward(client, op, args);
+      client.onClose = () => {
+        for (const [execId, owner] of this.execOwners) if (owner === client) this.execOwners.delete(execId);
+      };
+    });
+    return new Promise((resolve, reject) => {
+      this.server?.once("error", reject);
+      this.server?.listen(path, () => resolve());
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+
+  private async forward(client: Channel, op: Op, args: unknown): Promise<unknown> {
+    await this.beforeForward(op, args);
+    if (op === "exec") {
+      const req = args as RequestOf<"exec">;
+      const stdio = this.mapStreams(client, req.stdio);
+      this.execOwners.set(req.execId, client);
+      try {
+        return await this.agent.call("exec", { ...req, stdio });
+      } catch (err) {
+        this.execOwners.delete(req.execId);
+        throw err;
+      }
+    }
+    return this.agent.call(op, args as never);
+  }
+
+  /** Gives each of the client's streams a fresh agent-side id and relays both ways. */
+  private mapStreams(client: Channel, local: Stdio): Stdio {
+    const mapped: Stdio = {};
+    for (const key of ["stdin", "stdout", "stderr", "tty"] as const) {
+      const mine = local[key];
+      if (mine === undefined) continue;
+      const global = this.nextStream++;
+      mapped[key] = global;
+      if (key === "stdin" || key === "tty") {
+        client.onStream(
+          mine,
+          (d) => this.agent.sendData(global, d),
+          () => void this.agent.sendEof(global).catch(() => {}),
+        );
+      }
+      if (key !== "stdin") {
+        this.agent.onStream(
+          global,
+          (d) => client.sendData(mine, d).catch(() => {}),
+          () => {
+            void client.sendEof(mine).catch(() => {});
+            this.agent.dropStream(global);
+          },
+        );
+      }
+    }
+    return mapped;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What `create` (or `exec`) hands its stand-in: one JSON file in the container's state
+ * directory, validated like every other input. The stand-in reports back once, on fd 3:
+ * one JSON line {"ok":true,"pid":N} or {"ok":false,"error":"..."}.
+ */
+import { closeSync, writeSync } from "node:fs";
+import { z } from "zod";
+
+const LogSpec = z.object({
+  file: z.string().optional(),
+  format: z.enum(["text", "json"]),
+  globalLogs: z.array(z.string()),
+  debug: z.boolean(),
+});
+
+const Terminal = z.object({
+  /** --console-socket: send the pty master there. */
+  consoleSocket: z.string().optional(),
+  /** --console: an existing pty slave (the seed's option). */
+  console: z.string().optional(),
+});
+
+export const ContainerLaunch = z.object({
+  kind: z.literal("container"),
+  id: z.string(),
+  root: z.string(),
+  stateDir: z.string(),
+  hypervisor: z.object({ path: z.string(), args: z.array(z.string()) }),
+  guestConfig: z.record(z.string(), z.unknown()),
+  shares: z.array(
+    z.object({ source: z.string(), target: z.string(), file: z.boolean(), readonly: z.boolean() }),
+  ),
+  terminal: Terminal.optional(),
+  bootTimeoutMs: z.number().int().positive(),
+  log: LogSpec,
+});
+export type ContainerLaunch = z.infer<typeof ContainerLaunch>;
+
+export const ExecLaunch = z.object({
+  kind: z.literal("exec"),
+  id: z.string(),
+  execId: z.string(),
+  stateDir: z.string(),
+  process: z.record(z.string(), z.unknown()),
+  terminal: Terminal.optional(),
+  log: LogSpec,
+});
+export type ExecLaunch = z.infer<typeof ExecLaunch>;
+
+export const Launch = z.discriminatedUnion("kind", [ContainerLaunch, ExecLaunch]);
+
+export const ReadyMessage = z.union([
+  z.object({ ok: z.literal(true), pid: z.number().int(), guestPid: z.number().int().optional() }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+export type ReadyMessage = z.infer<typeof ReadyMessage>;
+
+export const READY_FD = 3;
+
+/** Sends the one ready message to the parent and closes the fd (the parent then returns). */
+export function reportReady(msg: ReadyMessage): void {
+  try {
+    writeSync(READY_FD, `${JSON.stringify(msg)}\n`);
+    closeSync(READY_FD);
+  } catch {
+    // The caller is gone (killed): nobody to tell.
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Every failure gives a clear error (stderr and the --log error line) and leaves nothing
+ * behind, or leaves a container that `state` reports stopped and `delete` removes.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeBundle } from "../lib/bundle.ts";
+import { tempDir } from "../lib/cli.ts";
+import { qemuProcesses, Runtime } from "../lib/runtime.ts";
+
+const rt = new Runtime();
+
+afterAll(async () => {
+  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+});
+
+function editJson(file: string, edit: (j: Record<string, unknown>) => void): void {
+  const j = JSON.parse(readFileSync(file, "utf8"));
+  edit(j);
+  writeFileSync(file, JSON.stringify(j));
+}
+
+async function expectCleanFailure(args: string[], message: RegExp, env?: Record<string, string>) {
+  const r = await rt.run(args, { env });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(message);
+  expect(rt.lastLogError()).toMatch(message);
+  expect(rt.leftovers()).toEqual([]);
+  return r;
+}
+
+describe("create fails cleanly", () => {
+  test("bad config.json", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "config.json"), (j) => {
+      (j.process as Record<string, unknown>).args = "not-a-list";
+    });
+    await expectCleanFailure(["create", "--bundle", b, "badcfg"], /config\.json: field "process\.args"/);
+  });
+
+  test("missing rootfs", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "config.json"), (j) => {
+      j.root = { path: "no-such-rootfs" };
+    });
+    await expectCleanFailure(["create", "--bundle", b, "norootfs"], /rootfs .*no-such-rootfs does not exist/);
+  });
+
+  test("missing kernel, missing image", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "vm.json"), (j) => {
+      (j.kernel as Record<string, unknown>).path = "/nonexistent/vmlinux";
+    });
+    await expectCleanFailure(
+      ["create", "--bundle", b, "nokernel"],
+      /guest kernel \/nonexistent\/vmlinux does not exist/,
+    );
+    const b2 = makeBundle({ args: ["true"] });
+    editJson(join(b2, "vm.json"), (j) => {
+      j.image = "/nonexistent/rootfs.erofs";
+    });
+    await expectCleanFailure(
+      ["create", "--bundle", b2, "noimage"],
+      /guest image \/nonexistent\/rootfs.erofs does not exist/,
+    );
+  });
+
+  test("an unknown @TAG@ in hypervisor.args names file:line", async () => {
+    const b = makeBundle({ args: ["true"] });
+    writeFileSync(
+      join(b, "hypervisor.args"),
+      `${readFileSync(join(b, "hypervisor.args"), "utf8")}\n@NO_SUCH_TAG@\n`,
+    );
+    await expectCleanFailure(
+      ["create", "--bundle", b, "badtag"],
+      /hypervisor\.args:\d+: unknown tag @NO_SUCH_TAG@/,
+    );
+  });
+
+  test("QEMU that fails to start: its own message is in the error", async () => {
+    const b = makeBundle({ args: ["true"] });
+    writeFileSync(
+      join(b, "hypervisor.args"),
+      `${readFileSync(join(b, "hypervisor.args"), "utf8")}\n-no-such-qemu-option\n`,
+    );
+    await expectCleanFailure(["create", "--bundle", b, "badqemu"], /hypervisor exited.*no-such-qemu-option/);
+  }, 60_000);
+
+  test("a guest that fails to boot (init cannot mount its root): error with the console tail", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "vm.json"), (j) => {
+      const k = j.kernel as Record<string, unknown>;
+      k.parameters = `${k.parameters} cc.root=/dev/nonexistent`;
+    });
+    await expectCleanFailure(["create", "--bundle", b, "panics"], /cc-init: FATAL/);
+  }, 120_000);
+
+  test("a guest that never comes up: bounded wait, clear error", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "vm.json"), (j) => {
+      const k = j.kernel as Record<string, unknown>;
+      k.parameters = `${k.parameters} cc.init="/bin/sleep 1000"`;
+    });
+    const t0 = Date.now();
+    await expectCleanFailure(["create", "--bundle", b, "hangs"], /did not come up within 4000 ms/, {
+      CC_OCI_BOOT_TIMEOUT_MS: "4000",
+    });
+    expect(Date.now() - t0).toBeLessThan(40_000);
+  }, 120_000);
+
+  test("a failing createRuntime hook", async () => {
+    const b = makeBundle({
+      args: ["true"],
+      edit: (s) => {
+        s.hooks = { createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", "echo hook-broke >&2; exit 3"] }] };
+      },
+    });
+    await expectCleanFailure(
+      ["create", "--bundle", b, "badhook"],
+      /createRuntime hook \/bin\/sh failed: exit status 3: hook-broke/,
+    );
+  }, 120_000);
+
+  test("a container id that is not allowed", async () => {
+    await expectCleanFailure(
+      ["create", "--bundle", makeBundle({ args: ["true"] }), "../x"],
+      /invalid container id/,
+    );
+  });
+});
+
+describe("things killed under a container", () => {
+  test("killed stand-in: the VM goes too, state says stopped, delete removes all", async () => {
+    const b = makeBundle({ args: ["sleep", "1000"] });
+    const pidFile = join(tempDir(), "pid");
+    expect((await rt.run(["create", "--bundle", b, "--pid-file", pidFile, "killstandin"])).code).toBe(0);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    const qemuBefore = qemuProcesses().length;
+    process.kill(pid, "SIGKILL");
+    await Bun.sleep(1000);
+    expect(qemuProcesses().length).toBe(qemuBefore - 1);
+    const st = JSON.parse((await rt.run(["state", "killstandin"])).stdout);
+    expect(st.status).toBe("stopped");
+    expect((await rt.run(["delete", "killstandin"])).code).toBe(0);
+    expect(rt.leftovers()).toEqual([]);
+  }, 120_000);
+
+  test("killed QEMU: the stand-in exits 137, state says stopped, delete removes all", async () => {
+    const b = makeBundle({ args: ["sleep", "1000"] });
+    const pidFile = join(tempDir(), "pid");
+    expect((await rt.run(["create", "--bundle", b, "--pid-file", pidFile, "killqemu"])).code).toBe(0);
+    expect((await rt.run(["start", "killqemu"])).code).toBe(0);
+    const stored = JSON.parse(readFileSync(join(rt.root, "killqemu", "state.json"), "utf8"));
+    process.kill(stored.vm.qemu.pid, "SIGKILL");
+    for (
+      let i = 0;
+      i < 100 && JSON.parse((await rt.run(["state", "killqemu"])).stdout).status !== "stopped";
+      i++
+    )
+      await Bun.sleep(100);
+    expect(JSON.parse((await rt.run(["state", "killqemu"])).stdout).status).toBe("stopped");
+    expect(JSON.parse(readFileSync(join(rt.root, "killqemu", "state.json"), "utf8")).exitStatus).toBe(137);
+    expect((await rt.run(["delete", "killqemu"])).code).toBe(0);
+    expect(rt.leftovers()).toEqual([]);
+    rmSync(pidFile, { force: true });
+  }, 120_000);
+});
