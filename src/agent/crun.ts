@@ -5,7 +5,7 @@ import type { Reaper } from "./init.ts";
 
 export const CRUN = "/usr/bin/crun";
 
-export type StdioSpec = "pipe" | "ignore";
+export type StdioSpec = "pipe" | "ignore" | number;
 
 /**
  * Starts `crun --log=file:LOG ARGS...`. crun's own messages go to LOG, never to the

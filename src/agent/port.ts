@@ -4,8 +4,9 @@
  * between). Without udev there is no /dev/virtio-ports/ symlink, so the port is found
  * by its name in sysfs.
  */
-import { openSync, read, readdirSync, readFileSync, write } from "node:fs";
+import { openSync, readdirSync, readFileSync } from "node:fs";
 import type { Transport } from "../protocol/channel.ts";
+import { fdReader, fdWriter } from "../sys/fdstream.ts";
 
 export const PORT_NAME = "agent";
 const PORT_WAIT_MS = 30_000;
@@ -27,52 +28,33 @@ export async function findPort(name = PORT_NAME): Promise<string> {
   }
 }
 
-function readOnce(fd: number, buf: Buffer): Promise<number> {
-  return new Promise((resolve, reject) =>
-    read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))),
-  );
-}
-
-function writeAll(fd: number, chunk: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number) =>
-      write(fd, chunk, off, chunk.length - off, null, (err, n) => {
-        if (err) reject(err);
-        else if (off + n < chunk.length) step(off + n);
-        else resolve();
-      });
-    step(0);
-  });
-}
-
-/** A Transport over the port; `onReconnect` is told when a new host connection may have begun. */
+/**
+ * A Transport over the port. Reads and writes are non-blocking and polled by Bun on the
+ * main thread (a blocking read would hold one of Bun's few pool threads for good). With no
+ * host connected a read returns 0 (EOF): the agent polls until one connects, and tells
+ * `onReconnect` so that a partly received frame of the old connection is dropped.
+ */
 export function portTransport(path: string, onReconnect: () => void): Transport {
   const fd = openSync(path, "r+");
+  let writer = fdWriter(fd, { autoClose: false });
   let paused = false;
   let wake: (() => void) | undefined;
   return {
-    write: (chunk) => writeAll(fd, chunk),
-    start(onChunk, onEnd) {
+    write: (chunk) =>
+      writer.write(chunk).catch((err: Error) => {
+        // A write refused while no host was connected: the next one starts afresh.
+        writer = fdWriter(fd, { autoClose: false });
+        throw err;
+      }),
+    start(onChunk) {
       const loop = async () => {
-        const buf = Buffer.allocUnsafe(256 * 1024);
-        let idle = false;
         for (;;) {
-          if (paused) await new Promise<void>((r) => (wake = r));
-          let n: number;
-          try {
-            n = await readOnce(fd, buf);
-          } catch (err) {
-            onEnd(err as Error);
-            return;
+          for await (const chunk of fdReader(fd)) {
+            if (paused) await new Promise<void>((r) => (wake = r));
+            onChunk(chunk);
           }
-          if (n === 0) {
-            if (!idle) onReconnect();
-            idle = true;
-            await Bun.sleep(HOST_POLL_MS);
-            continue;
-          }
-          idle = false;
-          onChunk(new Uint8Array(buf.subarray(0, n)));
+          onReconnect();
+          await Bun.sleep(HOST_POLL_MS);
         }
       };
       void loop();

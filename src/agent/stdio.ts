@@ -2,11 +2,12 @@
  * Wiring a guest process's stdio to the host's streams: pipes (stdin/stdout/stderr) or a
  * terminal (the pty master crun hands over on its console socket, one `tty` stream).
  */
-import type { FileSink, Subprocess } from "bun";
+import type { Subprocess } from "bun";
 import type { Channel } from "../protocol/channel.ts";
 import type { Stdio } from "../protocol/messages.ts";
 import { receiveFdServer } from "../sys/fdpass.ts";
 import { fdReader, fdWriter } from "../sys/fdstream.ts";
+import { libc, O_CLOEXEC, ptr } from "../sys/libc.ts";
 import { setWinsize } from "../sys/pty.ts";
 import { crunDone, type StdioSpec } from "./crun.ts";
 
@@ -22,6 +23,12 @@ export interface GuestProcess {
 const STDIN_HIGH_WATER = 1024 * 1024;
 const CONSOLE_SOCKET_WAIT_MS = 30_000;
 
+function makePipe(): [number, number] {
+  const fds = new Int32Array(2);
+  if (libc().pipe2(ptr(fds), O_CLOEXEC) !== 0) throw new Error("pipe2 failed");
+  return [fds[0] as number, fds[1] as number];
+}
+
 async function pump(channel: Channel, source: AsyncIterable<Uint8Array>, stream: number): Promise<void> {
   try {
     for await (const chunk of source) await channel.sendData(stream, chunk);
@@ -36,27 +43,31 @@ export async function wirePipes(
   spawn: (spec: [StdioSpec, StdioSpec, StdioSpec]) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
   log: string,
 ): Promise<GuestProcess> {
+  // stdin is our own pipe: Bun closes a Subprocess's stdin pipe when crun exits, but the
+  // container process (crun's child) keeps reading it long after.
+  const stdinPipe = stdio.stdin ? makePipe() : undefined;
   const proc = spawn([
-    stdio.stdin ? "pipe" : "ignore",
+    stdinPipe ? stdinPipe[0] : "ignore",
     stdio.stdout ? "pipe" : "ignore",
     stdio.stderr ? "pipe" : "ignore",
   ]);
-  if (stdio.stdin) {
-    const sink = proc.stdin as unknown as FileSink;
+  if (stdinPipe && stdio.stdin) {
+    libc().close(stdinPipe[0]);
+    const sink = fdWriter(stdinPipe[1]);
     let queued = 0;
     channel.onStream(
       stdio.stdin,
       (data) => {
-        sink.write(data);
         queued += data.length;
-        const flushed = Promise.resolve(sink.flush()).then(() => {
-          queued = 0;
-        });
-        return queued > STDIN_HIGH_WATER ? flushed : undefined;
+        const written = sink.write(data).then(
+          () => {
+            queued -= data.length;
+          },
+          () => {},
+        );
+        return queued > STDIN_HIGH_WATER ? written : undefined;
       },
-      () => {
-        void sink.end();
-      },
+      () => sink.close(),
     );
   }
   const pumps: Promise<void>[] = [];

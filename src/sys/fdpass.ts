@@ -15,9 +15,9 @@
  * the call itself.
  */
 import { ptr } from "bun:ffi";
-import { closeSync, constants as fsConstants, lstatSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, lstatSync, openSync, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { EAGAIN, EINTR, libc, O_CLOEXEC, sysError } from "./libc.ts";
+import { EAGAIN, EINTR, libc, O_CLOEXEC, O_DIRECTORY, O_PATH, sysError } from "./libc.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -47,7 +47,7 @@ function sockaddr(path: string): { addr: Buffer; cleanup: () => void } {
   let target = path;
   let dirFd = -1;
   if (Buffer.byteLength(path) >= SUN_PATH_MAX) {
-    dirFd = openSync(dirname(path), fsConstants.O_PATH | fsConstants.O_DIRECTORY | O_CLOEXEC);
+    dirFd = openSync(dirname(path), O_PATH | O_DIRECTORY | O_CLOEXEC);
     target = `/proc/self/fd/${dirFd}/${basename(path)}`;
     if (Buffer.byteLength(target) >= SUN_PATH_MAX) {
       closeSync(dirFd);

@@ -2,20 +2,23 @@
  * Non-blocking I/O on raw file descriptors (pty master or slave, pipe, socket, character
  * device such as a virtio serial port) without blocking Bun's event loop.
  *
- * What Bun 1.4.5 offers, measured (see the report in tests/unit/sys-fdstream.test.ts):
+ * What Bun 1.4.5 offers, measured (tests/unit/sys-fdstream.test.ts checks the choices):
  *  - fs.read / fs.write / fs.createReadStream / tty.ReadStream do a BLOCKING read(2) or
  *    write(2) in Bun's small thread pool (as many threads as CPUs): two reads pending on
  *    quiet pipes on a 2-CPU host and every other async fs call (readFile...) stalls.
- *  - new net.Socket({ fd }) on a pipe or pty: never delivers any data.
- *  - Bun.file(fd).stream(): on a FIFO or socket it polls (epoll + preadv2 RWF_NOWAIT) on the
- *    main thread: good. On a character device it is only polled when the fd is O_NONBLOCK;
- *    otherwise it is treated as a file and fails with ESPIPE (pread on a pty).
- *  - Bun.file(fd).writer() and tty.WriteStream on a TTY: Bun CLEARS O_NONBLOCK on it and
- *    writes synchronously on the main thread: a full pty hangs the whole process.
- * Hence: reading uses Bun.file(fd).stream() (with O_NONBLOCK set first on anything that is
- * not a FIFO or socket); writing uses our own loop of non-blocking write(2) through libc,
- * which waits on EAGAIN with short timers (1 ms doubling to 8 ms) since Bun has no way to
- * wait for an arbitrary fd to become writable.
+ *  - new net.Socket({ fd }) on a pipe or a pty: never delivers any data.
+ *  - Bun.file(fd).stream(): on a FIFO or socket it waits with epoll and reads with
+ *    preadv2(RWF_NOWAIT) on the main thread: good. A character device (pty, virtio port)
+ *    is polled the same way only when the fd is O_NONBLOCK; otherwise it is treated as a
+ *    file and fails with ESPIPE (pread). It reads only as the consumer pulls.
+ *  - Bun.file(fd).writer() (FileSink) on a FIFO or socket: sets O_NONBLOCK, waits for
+ *    writability with epoll: good (25x faster than polling). On a TTY it CLEARS O_NONBLOCK
+ *    and writes synchronously on the main thread, as does tty.WriteStream: a full pty
+ *    hangs the whole process, and a reader of the same fd then blocks too.
+ * Hence: reading always uses Bun.file(fd).stream() (after setting O_NONBLOCK on anything
+ * but a FIFO, socket or file). Writing uses FileSink on FIFOs and sockets, and on anything
+ * else our own loop of non-blocking write(2) calls through libc, which waits on EAGAIN
+ * with short timers, since Bun cannot wait for an arbitrary fd to become writable.
  *
  * O_NONBLOCK is a property of the open file description, shared with every dup of the fd,
  * including copies inherited by other processes: use these on fds this process owns.
@@ -96,16 +99,64 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-const MAX_WAIT_MS = 8;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Longest wait between retries of a write that got EAGAIN (after ~60 ms of waiting). */
+const MAX_WAIT_MS = 32;
+/** 0: yield to the event loop once (a reader in this process may drain the fd right away). */
+const sleep = (ms: number) => new Promise((r) => (ms === 0 ? setImmediate(r) : setTimeout(r, ms)));
 
 /**
- * Writes to fd with non-blocking write(2) calls on the main thread; partial writes are
- * continued and EAGAIN waits. Sets O_NONBLOCK on fd. After an error every queued and
- * later write rejects with it. `autoClose: false` when the fd is also read (a pty master).
+ * Writes to fd; after an error every queued and later write rejects with it. Sets
+ * O_NONBLOCK on fd. `autoClose: false` leaves the fd open at close(), e.g. a pty master
+ * that is also being read. FIFOs and sockets use Bun's FileSink, which waits for
+ * writability with epoll; anything else (ttys, character devices) a loop of non-blocking
+ * write(2) calls that retries on EAGAIN after 0, 1, 2, 4... up to 32 ms.
  */
 export function fdWriter(fd: number, opts: { autoClose?: boolean } = {}): FdWriter {
   const autoClose = opts.autoClose ?? true;
+  const st = fstatSync(fd);
+  return st.isFIFO() || st.isSocket() ? sinkWriter(fd, autoClose) : pollWriter(fd, autoClose);
+}
+
+/** FIFO or socket: Bun's FileSink (on its own dup of fd), one flush per write. */
+function sinkWriter(fd: number, autoClose: boolean): FdWriter {
+  const sink = Bun.file(fd).writer();
+  let chain: Promise<void> = Promise.resolve();
+  let failure: Error | undefined;
+  let closing = false;
+  return {
+    write(chunk: Uint8Array): Promise<void> {
+      if (closing) return Promise.reject(new Error(`write to fd ${fd} after close`));
+      const p = chain.then(async () => {
+        if (failure) throw failure;
+        if (chunk.length === 0) return;
+        try {
+          sink.write(chunk);
+          const f = sink.flush();
+          if (typeof f !== "number") await f;
+        } catch (err) {
+          // FileSink drops later writes silently after an error: remember it ourselves.
+          failure = err as Error;
+          throw failure;
+        }
+      });
+      chain = p.catch(() => {});
+      return p;
+    },
+    close(): void {
+      if (closing) return;
+      closing = true;
+      void chain.then(async () => {
+        try {
+          await sink.end();
+        } catch {}
+        if (autoClose) libc().close(fd);
+      });
+    },
+  };
+}
+
+/** Anything else: non-blocking write(2) on the main thread, polled on EAGAIN. */
+function pollWriter(fd: number, autoClose: boolean): FdWriter {
   setNonBlocking(fd, true);
   const queue: Pending[] = [];
   let pumping = false;
@@ -132,17 +183,17 @@ export function fdWriter(fd: number, opts: { autoClose?: boolean } = {}): FdWrit
 
   async function pump(): Promise<void> {
     pumping = true;
-    let wait = 1;
+    let wait = 0;
     while (queue.length > 0) {
       const head = queue[0] as Pending;
       try {
         const n = head.chunk.length ? writeSome(head.chunk) : 0;
         if (n < 0) {
           await sleep(wait);
-          wait = Math.min(wait * 2, MAX_WAIT_MS);
+          wait = Math.min(Math.max(wait * 2, 1), MAX_WAIT_MS);
           continue;
         }
-        wait = 1;
+        wait = 0;
         head.chunk = head.chunk.subarray(n);
         if (head.chunk.length > 0) continue;
         queue.shift();

@@ -34,16 +34,15 @@ const symbols = {
   // x86_64 ABI passes in a register exactly like a fixed argument.
   open: { args: [FFIType.cstring, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i64], returns: FFIType.i32 },
-  read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
   write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-  poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   pipe2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  unlink: { args: [FFIType.cstring], returns: FFIType.i32 },
   tcgetattr: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   tcsetattr: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   cfmakeraw: { args: [FFIType.ptr], returns: FFIType.void },
   getpid: { args: [], returns: FFIType.i32 },
-  gettid: { args: [], returns: FFIType.i32 },
+  getppid: { args: [], returns: FFIType.i32 },
+  signal: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.ptr },
+  getsid: { args: [FFIType.i32], returns: FFIType.i32 },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   execve: { args: [FFIType.cstring, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
@@ -121,7 +120,9 @@ export const SIGKILL = 9;
 export const O_RDWR = 0o2;
 export const O_NOCTTY = 0o400;
 export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 

@@ -1,9 +1,25 @@
 /**
- * How this executable starts itself in another role. In a compiled binary argv[1] is a
- * "/$bunfs/..." path that must not be passed again; from source it is the script to run.
+ * How this executable starts itself in another role (`__standin`, `__exec`...).
+ *  - Compiled binary (`bun build --compile`): modules live under "/$bunfs/" and
+ *    process.argv[1] is such a path, which must NOT be passed again: [execPath, role...].
+ *  - From source (`bun src/main.ts`): the runtime is bun and the script is src/main.ts,
+ *    located from this file rather than taken from process.argv[1], which is another
+ *    script under `bun test` or when a tool imports these modules.
+ *  - Bundled into one .js file: the entry point, Bun.main.
  */
+import { resolve } from "node:path";
+
+export function isCompiled(): boolean {
+  return import.meta.path.startsWith("/$bunfs/");
+}
+
+/** The command that runs this program's main module: argv to which a role is appended. */
+export function selfCommand(): string[] {
+  if (isCompiled()) return [process.execPath];
+  const fromSource = /[/\\]sys[/\\]self\.ts$/.test(import.meta.path);
+  return [process.execPath, fromSource ? resolve(import.meta.dir, "../main.ts") : Bun.main];
+}
+
 export function selfArgv(...args: string[]): string[] {
-  const script = process.argv[1];
-  const fromSource = script !== undefined && !script.startsWith("/$bunfs/") && /\.[cm]?[jt]s$/.test(script);
-  return fromSource ? [process.execPath, script, ...args] : [process.execPath, ...args];
+  return [...selfCommand(), ...args];
 }

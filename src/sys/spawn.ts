@@ -1,54 +1,93 @@
 /**
- * Starting a program that must die with us: QEMU, whose parent is the container's
- * stand-in. Bun has no pre-exec hook, so the child is this executable in its hidden
- * `__exec` role, which sets PR_SET_PDEATHSIG(SIGKILL) and a new session, then execve()s
- * the program in place (same pid).
+ * Starting a program that must die with us (QEMU, whose parent is the container's
+ * stand-in), in a session of its own so that it does not get the signals of our terminal
+ * or process group.
+ *
+ * Bun has no pre-exec hook, so the child is this executable in its hidden `__exec` role
+ * (src/main.ts -> execRole below), which sets PR_SET_PDEATHSIG(SIGKILL) and a new session,
+ * then execve()s the program in place: same pid, so the pid we get back is the program's.
+ *
+ * PR_SET_PDEATHSIG fires when the THREAD that forked the child exits, not the process.
+ * Bun 1.4.5 forks (vfork + exec) from the JS thread, i.e. the main thread for code outside
+ * Workers, which lives as long as the process (checked by tests/unit/sys-spawn.test.ts).
+ * Do not call spawnWithParentDeath from a Worker: the program would die with the Worker.
  */
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
-import { cstr, libc, PR_SET_PDEATHSIG, ptr, SIGKILL } from "./libc.ts";
+import { readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { cstr, libc, PR_SET_PDEATHSIG, ptr, SIGKILL, sysError } from "./libc.ts";
 import { selfArgv } from "./self.ts";
 
+/** Tells the `__exec` child which pid its parent must be (see the race in execRole). */
+const PARENT_ENV = "CC_OCI_RUNTIME_EXEC_PARENT";
+
+export interface SpawnOptions {
+  cwd?: string;
+  /** Node's stdio: for fds 0, 1, 2 (and more) "ignore", "inherit", "pipe" or an open fd. Default: all "ignore". */
+  stdio?: StdioOptions;
+  /** The program's environment. Default: ours. */
+  env?: Record<string, string | undefined>;
+}
+
 export interface SpawnedProcess {
+  /** The program's pid (the `__exec` child becomes the program by execve). */
   pid: number;
-  /** Exit status, or 128+N for a death by signal N. */
+  /** Exit status, or 128+N after a death by signal N; 127 when the program could not be run. */
   exited: Promise<number>;
   child: ChildProcess;
 }
 
-export function spawnWithParentDeath(
-  argv: string[],
-  opts: { cwd?: string; stdio?: StdioOptions; env?: Record<string, string> } = {},
-): SpawnedProcess {
+/**
+ * Starts argv (argv[0] a path, or a name looked up in PATH) so that it gets SIGKILL when
+ * this process dies and is the leader of a new session. Throws if the child cannot even be
+ * created; a program that cannot be executed exits 127 with a line on its stderr.
+ */
+export function spawnWithParentDeath(argv: string[], opts: SpawnOptions = {}): SpawnedProcess {
+  if (argv.length === 0 || !argv[0]) throw new Error("spawnWithParentDeath: empty argv");
   const [cmd, ...args] = selfArgv("__exec", ...argv);
   const child = spawn(cmd as string, args, {
     cwd: opts.cwd,
     stdio: opts.stdio ?? "ignore",
-    env: opts.env ?? process.env,
+    env: { ...(opts.env ?? process.env), [PARENT_ENV]: String(process.pid) },
   });
   if (child.pid === undefined) throw new Error(`cannot start ${argv[0]}`);
   const exited = new Promise<number>((resolve) => {
-    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? signalNum(signal) : 0)));
+    child.on("error", () => resolve(127));
+    child.on("exit", (code, signal) => {
+      resolve(code ?? 128 + ((signal && osConstants.signals[signal]) || 0));
+    });
   });
   return { pid: child.pid, exited, child };
 }
 
-function signalNum(name: string): number {
-  return (require("node:os").constants.signals as Record<string, number>)[name] ?? 0;
-}
-
-/** The `__exec PROGRAM ARGS...` role: never returns on success. */
+/**
+ * The `__exec PROGRAM ARGS...` role. Never returns on success; on failure it prints one
+ * line to stderr and returns the exit status 127.
+ */
 export function execRole(argv: string[]): number {
-  const program = argv[0];
-  if (!program) {
-    process.stderr.write("usage: __exec PROGRAM [ARGS...]\n");
+  const fail = (why: string) => {
+    process.stderr.write(`cc-oci-runtime: __exec ${argv[0] ?? ""}: ${why}\n`);
     return 127;
-  }
+  };
+  const program = argv[0];
+  if (!program) return fail("usage: __exec PROGRAM [ARGS...]");
   const c = libc();
-  c.prctl(PR_SET_PDEATHSIG, BigInt(SIGKILL), 0n, 0n, 0n);
-  c.setsid();
+  if (c.prctl(PR_SET_PDEATHSIG, BigInt(SIGKILL), 0n, 0n, 0n) !== 0) return fail(sysError("prctl").message);
+  // The parent may have died between fork and prctl: then nothing will ever signal us.
+  const parent = Number(process.env[PARENT_ENV]);
+  delete process.env[PARENT_ENV];
+  if (parent && c.getppid() !== parent) return fail(`parent ${parent} exited before the program started`);
+  // A new session; only fails when already a process group leader, which is fine if that
+  // group is already a session of its own.
+  if (c.setsid() < 0 && c.getsid(0) !== c.getpid()) return fail(sysError("setsid").message);
+
+  const path = program.includes("/") ? program : Bun.which(program, { PATH: process.env.PATH ?? "" });
+  if (!path) return fail("not found in PATH");
+  resetIgnoredSignals();
+
   const keep: Buffer[] = [];
   const array = (items: string[]) => {
-    const ptrs = new BigUint64Array(items.length + 1);
+    const ptrs = new BigUint64Array(items.length + 1); // NULL-terminated
     items.forEach((s, i) => {
       const b = cstr(s);
       keep.push(b);
@@ -56,9 +95,26 @@ export function execRole(argv: string[]): number {
     });
     return ptrs;
   };
+  const env = Object.entries(process.env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
   const argvPtrs = array(argv);
-  const envPtrs = array(Object.entries(process.env).map(([k, v]) => `${k}=${v}`));
-  c.execve(cstr(program), ptr(argvPtrs), ptr(envPtrs));
-  process.stderr.write(`cc-oci-runtime: cannot execute ${program}\n`);
-  return 127;
+  const envPtrs = array(env);
+  c.execve(cstr(path), argvPtrs, envPtrs);
+  const err = sysError("execve");
+  keep.length = 0; // the buffers had to live until here
+  return fail(err.message);
+}
+
+/**
+ * Ignored signals stay ignored across execve. Bun ignores SIGPIPE and SIGXFSZ: give the
+ * program the default dispositions, as a shell or Node's spawn would.
+ */
+function resetIgnoredSignals(): void {
+  const hex = /^SigIgn:\s*([0-9a-f]+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+  if (!hex) return;
+  const mask = BigInt(`0x${hex}`);
+  for (let sig = 1; sig <= 64; sig++) {
+    if (mask & (1n << BigInt(sig - 1))) libc().signal(sig, null); // SIG_DFL
+  }
 }

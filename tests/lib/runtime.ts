@@ -1,5 +1,5 @@
 /** Driving the built runtime (bin/cc-oci-runtime) in VM tests. */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
 
@@ -13,12 +13,20 @@ export interface RtOptions {
 export class Runtime {
   readonly root = tempDir("cc-oci-root-");
   readonly log = join(this.root, "log.json");
+  private calls = 0;
 
   argv(args: string[]): string[] {
     return [BIN, "--root", this.root, "--log", this.log, "--log-format", "json", ...args];
   }
 
+  /**
+   * Runs the runtime and waits for IT to exit. stdout and stderr go to files, not pipes:
+   * a container's stand-in keeps them open after `create` returns (as with runc).
+   */
   async run(args: string[], opts: RtOptions = {}): Promise<RunResult & { bytes: Uint8Array }> {
+    const n = this.calls++;
+    const outFile = join(this.root, `.out.${n}`);
+    const errFile = join(this.root, `.err.${n}`);
     const child = Bun.spawn(this.argv(args), {
       stdin:
         opts.stdin === undefined
@@ -26,15 +34,15 @@ export class Runtime {
           : typeof opts.stdin === "string"
             ? new TextEncoder().encode(opts.stdin)
             : opts.stdin,
-      stdout: "pipe",
-      stderr: "pipe",
+      stdout: Bun.file(outFile),
+      stderr: Bun.file(errFile),
       env: { ...process.env, ...opts.env },
     });
-    const [bytes, stderr, code] = await Promise.all([
-      new Response(child.stdout).bytes(),
-      new Response(child.stderr).text(),
-      child.exited,
-    ]);
+    const code = await child.exited;
+    const bytes = new Uint8Array(readFileSync(outFile));
+    const stderr = readFileSync(errFile, "utf8");
+    rmSync(outFile, { force: true });
+    rmSync(errFile, { force: true });
     return { code, stdout: opts.binary ? "" : new TextDecoder().decode(bytes), stderr, bytes };
   }
 
@@ -49,7 +57,9 @@ export class Runtime {
 
   /** Container state directories left under the root. */
   leftovers(): string[] {
-    return readdirSync(this.root).filter((n) => n !== "log.json" && n !== "cc-oci-runtime.log");
+    return readdirSync(this.root).filter(
+      (n) => !n.startsWith(".") && n !== "log.json" && n !== "cc-oci-runtime.log",
+    );
   }
 }
 

@@ -1,0 +1,169 @@
+import { describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { procStat } from "../../src/sys/proc.ts";
+import { selfArgv } from "../../src/sys/self.ts";
+import { spawnWithParentDeath } from "../../src/sys/spawn.ts";
+import { MAIN_TS, ROOT_DIR, tempDir } from "../lib/cli.ts";
+
+const SPAWN_TS = join(ROOT_DIR, "src/sys/spawn.ts");
+
+const alive = (pid: number) => {
+  const st = procStat(pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X";
+};
+const comm = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+};
+/** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]. */
+const statFields = (pid: number) =>
+  readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<number> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+  return Date.now() - t0;
+}
+
+/** Runs a script in a child Bun process, which prints the pid of what it spawned on its first line. */
+async function helper(body: string) {
+  const script = join(tempDir(), "helper.ts");
+  writeFileSync(script, `import { spawnWithParentDeath } from ${JSON.stringify(SPAWN_TS)};\n${body}`);
+  const proc = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`helper ended early: ${text}`);
+    text += new TextDecoder().decode(r.value);
+  }
+  return { proc, pid: Number(text.split("\n")[0]) };
+}
+
+describe("selfArgv", () => {
+  test("from source: bun plus src/main.ts, whatever the entry script", () => {
+    expect(selfArgv("__exec", "x")).toEqual([process.execPath, MAIN_TS, "__exec", "x"]);
+  });
+});
+
+describe("spawnWithParentDeath", () => {
+  test("the program runs in place of the helper, in its own session, with our pid as parent", async () => {
+    const p = spawnWithParentDeath(["sleep", "1000"]);
+    try {
+      await until("exec of sleep", () => comm(p.pid) === "sleep", 5000);
+      const [, ppid, pgrp, session] = statFields(p.pid);
+      expect(Number(ppid)).toBe(process.pid);
+      expect(Number(session)).toBe(p.pid);
+      expect(Number(pgrp)).toBe(p.pid);
+    } finally {
+      process.kill(p.pid, "SIGKILL");
+    }
+    expect(await p.exited).toBe(128 + 9);
+  });
+
+  test("exit status, stdio fds, cwd, environment, default signal dispositions", async () => {
+    const dir = tempDir();
+    const out = join(dir, "out");
+    const fd = openSync(out, "w");
+    const p = spawnWithParentDeath(
+      [
+        "/bin/sh",
+        "-c",
+        'pwd; echo "$FOO"; env | grep -c CC_OCI_RUNTIME_EXEC || true; grep SigIgn /proc/self/status; exit 7',
+      ],
+      { cwd: dir, stdio: ["ignore", fd, fd], env: { FOO: "bar", PATH: process.env.PATH } },
+    );
+    closeSync(fd);
+    expect(await p.exited).toBe(7);
+    expect(readFileSync(out, "utf8")).toBe(`${dir}\nbar\n0\nSigIgn:\t0000000000000000\n`);
+  });
+
+  test("a program that cannot be run: status 127 and a clear line on stderr", async () => {
+    const dir = tempDir();
+    const err = join(dir, "err");
+    for (const [argv, msg] of [
+      [["/nonexistent/prog"], "__exec /nonexistent/prog: execve: No such file or directory (ENOENT)"],
+      [["no-such-program-xyz"], "__exec no-such-program-xyz: not found in PATH"],
+      [["/etc/passwd"], "__exec /etc/passwd: execve: Permission denied (EACCES)"],
+    ] as const) {
+      const fd = openSync(err, "w");
+      const p = spawnWithParentDeath([...argv], { stdio: ["ignore", "ignore", fd] });
+      closeSync(fd);
+      expect(await p.exited).toBe(127);
+      expect(readFileSync(err, "utf8")).toBe(`cc-oci-runtime: ${msg}\n`);
+    }
+    expect(() => spawnWithParentDeath([])).toThrow(/empty argv/);
+  });
+
+  test("__exec refuses to run when its parent is not the one expected (died before prctl)", async () => {
+    const p = Bun.spawn([...selfArgv("__exec", "/bin/true")], {
+      env: { ...process.env, CC_OCI_RUNTIME_EXEC_PARENT: "1" },
+      stderr: "pipe",
+    });
+    expect(await p.exited).toBe(127);
+    expect(await new Response(p.stderr).text()).toMatch(/parent 1 exited before the program started/);
+  });
+
+  test("stays alive while its parent does async work for 5 s, dies within 1 s of the parent's SIGKILL", async () => {
+    const { proc, pid } = await helper(`
+      import { promises as fsp } from "node:fs";
+      const p = spawnWithParentDeath(["sleep", "1000"]);
+      console.log(p.pid);
+      // Other async work, such as makes Bun use its other threads: timers, the fs thread
+      // pool, more child processes, a Worker started and terminated.
+      const end = Date.now() + 60_000;
+      while (Date.now() < end) {
+        await fsp.readFile("/proc/self/status");
+        await Bun.spawn(["true"]).exited;
+        const w = new Worker(URL.createObjectURL(new Blob(["postMessage(1)"])));
+        await new Promise((r) => (w.onmessage = r));
+        w.terminate();
+        await Bun.sleep(50);
+      }`);
+    try {
+      await until("exec of sleep", () => comm(pid) === "sleep", 5000);
+      expect(Number(statFields(pid)[1])).toBe(proc.pid);
+      const t0 = Date.now();
+      while (Date.now() - t0 < 5500) {
+        expect(alive(pid)).toBe(true);
+        await Bun.sleep(250);
+      }
+      proc.kill("SIGKILL");
+      const took = await until("sleep to die with its parent", () => !alive(pid), 1000);
+      expect(took).toBeLessThan(1000);
+    } finally {
+      proc.kill("SIGKILL");
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 20_000);
+
+  test("PR_SET_PDEATHSIG follows the forking THREAD: spawned from a Worker, it dies with the Worker", async () => {
+    const dir = tempDir();
+    const worker = join(dir, "worker.ts");
+    writeFileSync(
+      worker,
+      `import { spawnWithParentDeath } from ${JSON.stringify(SPAWN_TS)};
+       postMessage(spawnWithParentDeath(["sleep", "1000"]).pid);`,
+    );
+    const w = new Worker(worker);
+    const pid = await new Promise<number>((r) => {
+      w.onmessage = (e) => r(e.data as number);
+    });
+    try {
+      await until("exec of sleep", () => comm(pid) === "sleep", 5000);
+      await Bun.sleep(200);
+      expect(alive(pid)).toBe(true);
+      w.terminate();
+      await until("sleep to die with the Worker's thread", () => !alive(pid), 2000);
+    } finally {
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+});
