@@ -55,9 +55,13 @@ let tscCache: number | undefined;
 
 /** The host TSC frequency in kHz (sysfs, then the kernel log, then cpuinfo with constant_tsc). */
 export function hostTscKhz(): number | undefined {
-  if (tscCache) return tscCache;
+  tscCache ??= readTscKhz();
+  return tscCache;
+}
+
+function readTscKhz(): number | undefined {
   const fromSysfs = readOr("/sys/devices/system/cpu/cpu0/tsc_freq_khz").trim();
-  if (/^\d+$/.test(fromSysfs)) return (tscCache = Number(fromSysfs));
+  if (/^\d+$/.test(fromSysfs)) return Number(fromSysfs);
   let log = "";
   try {
     log = execFileSync("dmesg", { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
@@ -67,11 +71,11 @@ export function hostTscKhz(): number | undefined {
   const mhz =
     /tsc: Refined TSC clocksource calibration: ([\d.]+) MHz/.exec(log)?.[1] ??
     /tsc: Detected ([\d.]+) MHz processor/.exec(log)?.[1];
-  if (mhz) return (tscCache = Math.round(Number(mhz) * 1000));
+  if (mhz) return Math.round(Number(mhz) * 1000);
   const cpuinfo = readOr("/proc/cpuinfo");
   if (/^flags.*\bconstant_tsc\b/m.test(cpuinfo)) {
     const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1];
-    if (m) return (tscCache = Math.round(Number(m) * 1000));
+    if (m) return Math.round(Number(m) * 1000);
   }
   return undefined;
 }

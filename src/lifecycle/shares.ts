@@ -39,11 +39,11 @@ export function bindShares(sharedDir: string, shares: HostShare[]): void {
 
 /** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo). */
 export function mountsBelow(dir: string): string[] {
-  const unescape = (p: string) =>
+  const unescapeOctal = (p: string) =>
     p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
   return readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
-    .map((l) => unescape(l.split(" ")[4] ?? ""))
+    .map((l) => unescapeOctal(l.split(" ")[4] ?? ""))
     .filter((m) => m === dir || m.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }

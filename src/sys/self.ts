@@ -10,7 +10,8 @@
 import { resolve } from "node:path";
 
 export function isCompiled(): boolean {
-  return import.meta.path.startsWith("/$bunfs/");
+  // Not import.meta.path: with --minify/--bytecode it is the build-time source path.
+  return Bun.main.startsWith("/$bunfs/");
 }
 
 /** The command that runs this program's main module: argv to which a role is appended. */
