@@ -16,7 +16,8 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = execRole(argv.slice(1));
   } else if (role === "__standin") {
     const { runStandin } = await import("./standin/main.ts");
-    process.exitCode = await runStandin(argv.slice(1));
+    // Exit now: relays still open (a terminal, the hub) must not keep the stand-in alive.
+    process.exit(await runStandin(argv.slice(1)));
   } else {
     const { runCli } = await import("./cli/program.ts");
     process.exitCode = await runCli(argv);

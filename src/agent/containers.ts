@@ -43,7 +43,15 @@ export class Containers {
     return c;
   }
 
-  async create(req: RequestOf<"create">): Promise<ResultOf<"create">> {
+  create(req: RequestOf<"create">): Promise<ResultOf<"create">> {
+    return this.reaper.holding(() => this.doCreate(req));
+  }
+
+  exec(req: RequestOf<"exec">): Promise<ResultOf<"exec">> {
+    return this.reaper.holding(() => this.doExec(req));
+  }
+
+  private async doCreate(req: RequestOf<"create">): Promise<ResultOf<"create">> {
     if (this.containers.has(req.id)) throw new Error(`container "${req.id}" already exists in the guest`);
     if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
     const bundle = join(BUNDLES, req.id);
@@ -62,22 +70,16 @@ export class Containers {
     const pidFile = join(bundle, "init.pid");
     const terminal = (req.config.process as { terminal?: boolean } | undefined)?.terminal === true;
     const args = ["create", "--bundle", bundle, "--pid-file", pidFile];
-    const proc = terminal
-      ? await wireTerminal(
-          this.channel,
-          req.stdio,
-          join(bundle, "console.sock"),
-          req.consoleSize,
-          c.log,
-          (sock) => spawnCrun(this.reaper, c.log, [...args, "--console-socket", sock, req.id]),
-        )
-      : await wirePipes(
-          this.channel,
-          req.stdio,
-          (stdio) => spawnCrun(this.reaper, c.log, [...args, req.id], stdio),
-          c.log,
-        );
-    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    const proc = await this.launch(
+      c,
+      "create",
+      args,
+      pidFile,
+      terminal,
+      req.stdio,
+      req.consoleSize,
+      "console.sock",
+    );
     c.init = proc;
     this.containers.set(req.id, c);
     this.watchExit(c, proc);
@@ -90,29 +92,24 @@ export class Containers {
     return {};
   }
 
-  async exec(req: RequestOf<"exec">): Promise<ResultOf<"exec">> {
+  private async doExec(req: RequestOf<"exec">): Promise<ResultOf<"exec">> {
     const c = this.get(req.id);
     if (c.execs.has(req.execId)) throw new Error(`exec "${req.execId}" already exists`);
     const processFile = join(c.bundle, `exec-${req.execId}.json`);
     const pidFile = join(c.bundle, `exec-${req.execId}.pid`);
     writeFileSync(processFile, JSON.stringify(req.process));
     const args = ["exec", "--detach", "--pid-file", pidFile, "--process", processFile];
-    const proc = req.process.terminal
-      ? await wireTerminal(
-          this.channel,
-          req.stdio,
-          join(c.bundle, `exec-${req.execId}.sock`),
-          req.consoleSize,
-          c.log,
-          (sock) => spawnCrun(this.reaper, c.log, [...args, "--console-socket", sock, c.id]),
-        )
-      : await wirePipes(
-          this.channel,
-          req.stdio,
-          (stdio) => spawnCrun(this.reaper, c.log, [...args, c.id], stdio),
-          c.log,
-        );
-    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    const terminal = req.process.terminal === true;
+    const proc = await this.launch(
+      c,
+      "exec",
+      args,
+      pidFile,
+      terminal,
+      req.stdio,
+      req.consoleSize,
+      `exec-${req.execId}.sock`,
+    );
     proc.execId = req.execId;
     c.execs.set(req.execId, proc);
     this.watchExit(c, proc);
@@ -157,6 +154,38 @@ export class Containers {
     writeFileSync(file, JSON.stringify(req.resources));
     await crun(this.reaper, c.log, ["update", "--resources", file, c.id]);
     return {};
+  }
+
+  /** Runs crun create/exec with the process's stdio wired to the host; returns it with its pid. */
+  private async launch(
+    c: Container,
+    what: "create" | "exec",
+    args: string[],
+    pidFile: string,
+    terminal: boolean,
+    stdio: RequestOf<"create">["stdio"],
+    consoleSize: RequestOf<"create">["consoleSize"],
+    socketName: string,
+  ): Promise<GuestProcess> {
+    const proc = terminal
+      ? await wireTerminal(
+          this.channel,
+          stdio,
+          join(c.bundle, socketName),
+          consoleSize,
+          c.log,
+          what,
+          (sock) => spawnCrun(this.reaper, c.log, [...args, "--console-socket", sock, c.id]),
+        )
+      : await wirePipes(
+          this.channel,
+          stdio,
+          (spec) => spawnCrun(this.reaper, c.log, [...args, c.id], spec),
+          c.log,
+          what,
+        );
+    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    return proc;
   }
 
   private watchExit(c: Container, p: GuestProcess): void {

@@ -55,6 +55,8 @@ export class Reaper {
   private readonly watched = new Map<number, ExitHandler>();
   private readonly bunChildren = new Set<number>();
   private readonly statusBuf = new Int32Array(1);
+  /** While > 0 a crun create/exec is running: its process may exit before it is watched. */
+  private holds = 0;
 
   start(): void {
     process.on("SIGCHLD", () => this.poll());
@@ -64,6 +66,16 @@ export class Reaper {
   watch(pid: number, onExit: ExitHandler): void {
     this.watched.set(pid, onExit);
     this.poll();
+  }
+
+  /** Holds back orphan reaping until the pid of a starting process is known and watched. */
+  async holding<T>(fn: () => Promise<T>): Promise<T> {
+    this.holds++;
+    try {
+      return await fn();
+    } finally {
+      this.holds--;
+    }
   }
 
   /** Marks a pid as Bun's (Bun.spawn): never reaped here. */
@@ -87,7 +99,7 @@ export class Reaper {
         onExit(255);
       }
     }
-    if (process.pid === 1) this.reapOrphans();
+    if (process.pid === 1 && this.holds === 0) this.reapOrphans();
   }
 
   private reapOrphans(): void {

@@ -42,6 +42,7 @@ export async function wirePipes(
   stdio: Stdio,
   spawn: (spec: [StdioSpec, StdioSpec, StdioSpec]) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
   log: string,
+  what: "create" | "exec",
 ): Promise<GuestProcess> {
   // stdin is our own pipe: Bun closes a Subprocess's stdin pipe when crun exits, but the
   // container process (crun's child) keeps reading it long after.
@@ -76,7 +77,7 @@ export async function wirePipes(
   if (stdio.stderr)
     pumps.push(pump(channel, proc.stderr as unknown as AsyncIterable<Uint8Array>, stdio.stderr));
   try {
-    await crunDone(proc, log, "create");
+    await crunDone(proc, log, what);
   } catch (err) {
     if (stdio.stdin) channel.dropStream(stdio.stdin);
     throw err;
@@ -90,6 +91,7 @@ export async function wireTerminal(
   socketPath: string,
   size: { rows: number; cols: number } | undefined,
   log: string,
+  what: "create" | "exec",
   spawn: (socketPath: string) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
 ): Promise<GuestProcess> {
   if (!stdio.tty) throw new Error("a terminal process needs a tty stream");
@@ -99,7 +101,7 @@ export async function wireTerminal(
     const proc = spawn(socketPath);
     const received = server.accept(CONSOLE_SOCKET_WAIT_MS);
     // crun sends the pty master during create, then exits; a failing crun never sends it.
-    await crunDone(proc, log, "create");
+    await crunDone(proc, log, what);
     master = (await received).fd;
   } finally {
     server.close();

@@ -62,7 +62,7 @@ export async function create(app: App, id: string, flags: CreateFlags): Promise<
   if (terminal && !flags.consoleSocket && !flags.console) {
     throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
   }
-  if (!terminal && (flags.consoleSocket || flags.console)) {
+  if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
   const dir = app.store.reserve(id);

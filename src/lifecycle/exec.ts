@@ -1,12 +1,136 @@
+/**
+ * exec: a new process in the running container, in the guest (same rootfs, namespaces and
+ * cgroup, through `crun exec`). Like create, it starts a stand-in that holds the process's
+ * stdio and exits with its status; without -d this call waits and exits with it too.
+ * The runtime's own errors exit 255 (runc's convention), the process's status otherwise.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { ExecFlags } from "../commands/exec.ts";
-import { NotImplementedError } from "../errors.ts";
+import { type OciConfig, Process } from "../config/oci-schema.ts";
+import { loadOciConfig } from "../config/resolver.ts";
+import { validate } from "../config/validate.ts";
+import { RuntimeError } from "../errors.ts";
+import type { ExecLaunch } from "../standin/launch.ts";
+import { assertCan } from "../state/transitions.ts";
+import { hostProcess } from "../sys/proc.ts";
+import { writePidFile } from "./create.ts";
+import { liveStatus } from "./query.ts";
+import { startStandin } from "./spawn-standin.ts";
+import { callerTerminal } from "./terminal.ts";
+
+const EXEC_ERROR = 255;
+const EXEC_READY_MS = 60_000;
+/** Where the host pids of exec stand-ins are recorded (for `ps -f json`). */
+export const EXECS_DIR = "execs";
+
+type ExecProcess = OciConfig["process"] & object;
+
+function parseUser(user: string): { uid: number; gid?: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m)
+    throw new RuntimeError(`--user: expected UID[:GID] (numbers), got ${JSON.stringify(user)}`, EXEC_ERROR);
+  return { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
+/** The process to run: --process FILE, or the container's process with runc's overrides. */
+export function execProcessSpec(base: OciConfig, command: string[], flags: ExecFlags): ExecProcess {
+  if (flags.process) {
+    const file = flags.process === "-" ? "/dev/stdin" : flags.process;
+    const text = readFileSync(file, "utf8");
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new RuntimeError(`${flags.process}: invalid JSON: ${(err as Error).message}`, EXEC_ERROR);
+    }
+    return validate(Process, json, flags.process);
+  }
+  if (command.length === 0) throw new RuntimeError("exec: no command given (ARGS or --process)", EXEC_ERROR);
+  const p = structuredClone(base.process) as ExecProcess | undefined;
+  if (!p) throw new RuntimeError("config.json has no process to base exec on: use --process", EXEC_ERROR);
+  p.args = command;
+  p.terminal = flags.tty ?? false;
+  if (flags.env) p.env = [...(p.env ?? []), ...flags.env];
+  if (flags.cwd) p.cwd = flags.cwd;
+  if (flags.user) {
+    const u = parseUser(flags.user);
+    p.user = { ...p.user, uid: u.uid, gid: u.gid ?? p.user.gid };
+  }
+  if (flags.additionalGids) p.user = { ...p.user, additionalGids: flags.additionalGids.map(Number) };
+  if (flags.cap?.length) {
+    const caps = (p.capabilities ?? {}) as Record<string, string[]>;
+    for (const set of ["bounding", "effective", "permitted", "ambient", "inheritable"]) {
+      caps[set] = [...new Set([...(caps[set] ?? []), ...flags.cap])];
+    }
+    p.capabilities = caps;
+  }
+  // commander's --no-new-privs sets newPrivs=false.
+  if ((flags as { newPrivs?: boolean }).newPrivs === false || flags.noNewPrivs) p.noNewPrivileges = true;
+  return p;
+}
 
 export async function execProcess(
-  _app: App,
-  _id: string,
-  _cmd: string[],
-  _flags: ExecFlags,
+  app: App,
+  id: string,
+  command: string[],
+  flags: ExecFlags,
 ): Promise<number> {
-  throw new NotImplementedError("exec");
+  try {
+    return await execInner(app, id, command, flags);
+  } catch (err) {
+    if (err instanceof RuntimeError && err.exitCode !== EXEC_ERROR)
+      throw new RuntimeError(err.message, EXEC_ERROR);
+    throw err;
+  }
+}
+
+async function execInner(app: App, id: string, command: string[], flags: ExecFlags): Promise<number> {
+  const s = app.store.read(id);
+  assertCan("exec", id, liveStatus(s));
+  const { oci } = loadOciConfig(s.bundle);
+  const proc = execProcessSpec(oci, command, flags);
+  let terminal: ExecLaunch["terminal"];
+  if (proc.terminal) {
+    const console = flags.consoleSocket ? undefined : callerTerminal();
+    if (!flags.consoleSocket && !console) {
+      throw new RuntimeError(
+        "exec with a terminal needs --console-socket (or a terminal on stdin)",
+        EXEC_ERROR,
+      );
+    }
+    terminal = { consoleSocket: flags.consoleSocket, console };
+  }
+  const dir = app.store.dir(id);
+  const execId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const launch: ExecLaunch = {
+    kind: "exec",
+    id,
+    execId,
+    stateDir: dir,
+    process: proc as Record<string, unknown>,
+    terminal,
+    log: {
+      file: app.opts.log,
+      format: app.opts.logFormat,
+      globalLogs: [
+        join(app.opts.root, "cc-oci-runtime.log"),
+        ...(app.opts.globalLog ? [app.opts.globalLog] : []),
+      ],
+      debug: app.opts.debug,
+    },
+  };
+  mkdirSync(join(dir, EXECS_DIR), { recursive: true, mode: 0o700 });
+  const launchFile = join(dir, EXECS_DIR, `${execId}.launch.json`);
+  writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
+  const standin = await startStandin(launchFile, EXEC_READY_MS);
+  const me = hostProcess(standin.ready.pid);
+  if (me) writeFileSync(join(dir, EXECS_DIR, `${execId}.pid.json`), JSON.stringify(me));
+  if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
+  if (flags.detach) {
+    standin.child.unref();
+    return 0;
+  }
+  return await standin.exited;
 }

@@ -8,6 +8,8 @@ import { callStandin } from "./standin-client.ts";
 /** How long a SIGKILL may wait for the agent before the VM itself is killed. */
 const KILL_AGENT_WAIT_MS = 3_000;
 const SIGKILL = 9;
+/** A signal to a paused VM is handed over, not waited for: the guest answers on resume. */
+const PAUSED_QUEUE_MS = 1_000;
 
 /**
  * kill: the signal goes to the workload in the guest. SIGKILL must work even when the
@@ -30,6 +32,13 @@ export async function killContainer(app: App, id: string, signal: string, all: b
       app.logger.warn(`${id}: agent did not take SIGKILL (${(err as Error).message}); killing the VM`);
       await killVm({ ...s, standin: undefined });
     }
+    return 0;
+  }
+  if (status === "paused") {
+    // As on a frozen cgroup: the signal is queued and delivered when the VM is resumed.
+    await callStandin(dir, id, "signal", { id, signal: sig, all }, PAUSED_QUEUE_MS).catch((err: Error) => {
+      if (!/no answer within/.test(err.message)) throw err;
+    });
     return 0;
   }
   await callStandin(dir, id, "signal", { id, signal: sig, all });

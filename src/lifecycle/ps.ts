@@ -1,6 +1,49 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { App } from "../cli/app.ts";
-import { NotImplementedError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { HostProcess } from "../state/schema.ts";
+import { assertCan } from "../state/transitions.ts";
+import { isAlive } from "../sys/proc.ts";
+import { EXECS_DIR } from "./exec.ts";
+import { liveStatus, tabulate } from "./query.ts";
+import { callStandin } from "./standin-client.ts";
 
-export async function psContainer(_app: App, _id: string, _format: string): Promise<string> {
-  throw new NotImplementedError("ps");
+/** Host pids of the container's stand-in and of its live exec stand-ins. */
+export function hostPids(app: App, id: string): number[] {
+  const s = app.store.read(id);
+  const pids = s.standin && isAlive(s.standin) ? [s.standin.pid] : [];
+  const dir = join(app.store.dir(id), EXECS_DIR);
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".pid.json"));
+  } catch {
+    // No exec yet.
+  }
+  for (const n of names) {
+    try {
+      const p = HostProcess.parse(JSON.parse(readFileSync(join(dir, n), "utf8")));
+      if (isAlive(p)) pids.push(p.pid);
+    } catch {
+      // Being written or removed right now.
+    }
+  }
+  return pids;
+}
+
+/**
+ * ps: `-f json` prints the HOST pids that stand for the container's processes (what
+ * docker top and ctr task ps parse); the table lists the processes inside the guest.
+ */
+export async function psContainer(app: App, id: string, format: string): Promise<string> {
+  if (format !== "table" && format !== "json")
+    throw new UsageError(`--format: expected table or json, got ${format}`);
+  const s = app.store.read(id);
+  assertCan("ps", id, liveStatus(s));
+  if (format === "json") return JSON.stringify(hostPids(app, id));
+  const { processes } = await callStandin(app.store.dir(id), id, "ps", { id });
+  return tabulate([
+    ["PID", "USER", "TIME", "CMD"],
+    ...processes.map((p) => [String(p.pid), p.user, p.time, p.cmd]),
+  ]);
 }

@@ -4,6 +4,7 @@ import { create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
 import { callStandin } from "./standin-client.ts";
 import { startContainer } from "./start.ts";
+import { callerTerminal } from "./terminal.ts";
 
 const FORWARDED: [NodeJS.Signals, number][] = [
   ["SIGINT", 2],
@@ -23,7 +24,9 @@ export async function runContainer(
   id: string,
   flags: CreateFlags & { keep?: boolean },
 ): Promise<number> {
-  const standin = await create(app, id, flags);
+  // A person at a terminal running a terminal container: use their terminal.
+  const console = flags.consoleSocket || flags.console || flags.detach ? flags.console : callerTerminal();
+  const standin = await create(app, id, { ...flags, console });
   try {
     await startContainer(app, id);
   } catch (err) {

@@ -1,5 +1,16 @@
+/**
+ * update: new limits for the container's cgroup inside the guest (crun update there).
+ * The VM itself is not resized (no memory or CPU hotplug on microvm): a limit beyond what
+ * the VM has is refused with an error rather than accepted and meaningless.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
 import type { App } from "../cli/app.ts";
-import { NotImplementedError } from "../errors.ts";
+import { validate } from "../config/validate.ts";
+import { RuntimeError } from "../errors.ts";
+import { assertCan } from "../state/transitions.ts";
+import { liveStatus } from "./query.ts";
+import { callStandin } from "./standin-client.ts";
 
 export interface UpdateFlags {
   resources?: string;
@@ -16,6 +27,73 @@ export interface UpdateFlags {
   blkioWeight?: number;
 }
 
-export async function updateContainer(_app: App, _id: string, _flags: UpdateFlags): Promise<number> {
-  throw new NotImplementedError("update");
+const Resources = z.looseObject({
+  memory: z
+    .looseObject({
+      limit: z.number().int().optional(),
+      reservation: z.number().int().optional(),
+      swap: z.number().int().optional(),
+    })
+    .optional(),
+  cpu: z
+    .looseObject({
+      shares: z.number().int().optional(),
+      quota: z.number().int().optional(),
+      period: z.number().int().optional(),
+      cpus: z.string().optional(),
+      mems: z.string().optional(),
+    })
+    .optional(),
+  pids: z.looseObject({ limit: z.number().int() }).optional(),
+  blockIO: z.looseObject({ weight: z.number().int().optional() }).optional(),
+});
+type Resources = z.infer<typeof Resources>;
+
+function prune<T extends Record<string, unknown>>(o: T): T | undefined {
+  const kept = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return Object.keys(kept).length ? (kept as T) : undefined;
+}
+
+export function resourcesFrom(flags: UpdateFlags): Resources {
+  let r: Resources = {};
+  if (flags.resources) {
+    const file = flags.resources === "-" ? "/dev/stdin" : flags.resources;
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new RuntimeError(`${flags.resources}: invalid JSON: ${(err as Error).message}`);
+    }
+    r = validate(Resources, json, flags.resources === "-" ? "resources (stdin)" : flags.resources);
+  }
+  const memory = prune({ limit: flags.memory, reservation: flags.memoryReservation, swap: flags.memorySwap });
+  const cpu = prune({
+    shares: flags.cpuShares ?? flags.cpuShare,
+    quota: flags.cpuQuota,
+    period: flags.cpuPeriod,
+    cpus: flags.cpusetCpus,
+    mems: flags.cpusetMems,
+  });
+  if (memory) r.memory = { ...r.memory, ...memory };
+  if (cpu) r.cpu = { ...r.cpu, ...cpu };
+  if (flags.pidsLimit !== undefined) r.pids = { limit: flags.pidsLimit };
+  if (flags.blkioWeight !== undefined) r.blockIO = { ...r.blockIO, weight: flags.blkioWeight };
+  return r;
+}
+
+export async function updateContainer(app: App, id: string, flags: UpdateFlags): Promise<number> {
+  const s = app.store.read(id);
+  assertCan("update", id, liveStatus(s));
+  const r = resourcesFrom(flags);
+  if (Object.keys(r).length === 0)
+    throw new RuntimeError("update: nothing to change (give --resources or a limit flag)");
+  const vmBytes = (s.vm?.memoryMiB ?? 0) * 1024 * 1024;
+  const limit = r.memory?.limit;
+  if (vmBytes && limit !== undefined && limit > vmBytes) {
+    throw new RuntimeError(
+      `memory limit ${limit} exceeds the VM's memory (${s.vm?.memoryMiB} MiB); the VM is not resized`,
+    );
+  }
+  await callStandin(app.store.dir(id), id, "update", { id, resources: r });
+  return 0;
 }

@@ -2,6 +2,8 @@
  * The stand-in of one exec'd process: a client of the container's hub that holds the
  * process's stdio (or pty) and exits with its status, like the container's stand-in.
  */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { Logger } from "../log/logger.ts";
@@ -67,11 +69,20 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
     const status = await exited;
     await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
     hub.close();
+    forget(spec);
     return status;
   } catch (err) {
     const msg = errorMessage(err);
     log.error(`${spec.id}: exec ${spec.execId}: ${msg}`);
     reportReady({ ok: false, error: msg });
+    forget(spec);
     return LOST_STATUS;
+  }
+}
+
+/** An ended exec leaves nothing in the state directory (ps -f json lists the live ones). */
+function forget(spec: ExecLaunch): void {
+  for (const suffix of ["launch.json", "pid.json"]) {
+    rmSync(join(spec.stateDir, "execs", `${spec.execId}.${suffix}`), { force: true });
   }
 }

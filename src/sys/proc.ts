@@ -4,6 +4,9 @@ import type { HostProcess } from "../state/schema.ts";
 interface ProcStat {
   state: string;
   ppid: number;
+  /** User and system CPU time, in clock ticks. */
+  utime: number;
+  stime: number;
   startTime: number;
 }
 
@@ -17,7 +20,13 @@ export function procStat(pid: number): ProcStat | undefined {
   }
   // comm (field 2) may contain spaces and parentheses: split after the LAST ')'.
   const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { state: rest[0] ?? "?", ppid: Number(rest[1]), startTime: Number(rest[19]) };
+  return {
+    state: rest[0] ?? "?",
+    ppid: Number(rest[1]),
+    utime: Number(rest[11]),
+    stime: Number(rest[12]),
+    startTime: Number(rest[19]),
+  };
 }
 
 export function hostProcess(pid: number): HostProcess | undefined {
