@@ -21,7 +21,7 @@ NODE_STAMP := node_modules/.package-lock.json
 BIN := bin/cc-oci-runtime
 TOP := $(CURDIR)
 
-.PHONY: all deps check typecheck lint test test-unit test-vm test-e2e install uninstall demo dist bench clean format
+.PHONY: all deps check typecheck lint test test-unit test-vm test-e2e install uninstall demo dist bench clean format local-config
 
 all: $(BIN) build/defaults/hypervisor.args build/defaults/vm.json guest local-config
 
@@ -93,6 +93,19 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(DEFAULTSDIR)/,hypervisor.args vm.json vmlinux initrd.img rootfs.erofs)
 	-rmdir $(DESTDIR)$(DEFAULTSDIR) 2>/dev/null
 
+# One tarball for air-gapped hosts: executable, guest, default configuration, install.sh.
+# Built for --prefix=/usr (what install.sh installs into).
+DIST := build/dist/cc-oci-runtime-$(VERSION)
+dist: all
+	@test "$(DATADIR)" = /usr/share || { echo "make dist: configure with --prefix=/usr (DATADIR is $(DATADIR))"; exit 1; }
+	rm -rf $(DIST) && mkdir -p $(DIST)/bin $(DIST)/defaults
+	cp $(BIN) $(DIST)/bin/
+	cp build/defaults/hypervisor.args build/defaults/vm.json $(DIST)/defaults/
+	cp build/guest/vmlinux build/guest/initrd.img build/guest/rootfs.erofs $(DIST)/defaults/
+	cp data/install.sh README.md $(DIST)/
+	tar -C build/dist -czf $(DIST).tar.gz $(notdir $(DIST))
+	@echo "make dist: $(DIST).tar.gz"
+
 demo: deps all
 	bash tests/demo.sh
 
@@ -100,4 +113,4 @@ bench: all
 	$(BUN) run bench/run.ts
 
 clean:
-	rm -rf bin build/defaults build/local build/test-results config.mk.stamp
+	rm -rf bin build/defaults build/local build/test-results build/dist config.mk.stamp

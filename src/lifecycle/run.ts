@@ -1,19 +1,11 @@
 import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
+import { forwardSignals } from "../standin/forward.ts";
 import { create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
 import { callStandin } from "./standin-client.ts";
 import { startContainer } from "./start.ts";
 import { callerTerminal } from "./terminal.ts";
-
-const FORWARDED: [NodeJS.Signals, number][] = [
-  ["SIGINT", 2],
-  ["SIGTERM", 15],
-  ["SIGHUP", 1],
-  ["SIGQUIT", 3],
-  ["SIGUSR1", 10],
-  ["SIGUSR2", 12],
-];
 
 /**
  * run: create + start; without -d, wait for the workload (its stand-in relays stdio),
@@ -35,12 +27,9 @@ export async function runContainer(
   }
   if (flags.detach) return 0;
   standin.child.ref();
-  for (const [name, num] of FORWARDED) {
-    process.on(
-      name,
-      () => void callStandin(app.store.dir(id), id, "signal", { id, signal: num }).catch(() => {}),
-    );
-  }
+  forwardSignals(
+    (signal) => void callStandin(app.store.dir(id), id, "signal", { id, signal }).catch(() => {}),
+  );
   const status = await standin.exited;
   if (!flags.keep) await deleteContainer(app, id, true);
   return status;

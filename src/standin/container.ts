@@ -16,6 +16,7 @@ import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
+import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady } from "./launch.ts";
@@ -26,18 +27,8 @@ const POWEROFF_GRACE_MS = 3_000;
 /** How long output may take to drain after the exit event (the guest already sent EOF). */
 const DRAIN_MS = 5_000;
 const HELLO_INTERVAL_MS = 250;
-/** Signals a stand-in passes on to the workload (SIGKILL and SIGSTOP cannot be caught). */
-const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
-const SIGNUM: Record<(typeof FORWARDED)[number], number> = {
-  SIGTERM: 15,
-  SIGINT: 2,
-  SIGHUP: 1,
-  SIGQUIT: 3,
-  SIGUSR1: 10,
-  SIGUSR2: 12,
-  SIGWINCH: 28,
-};
 const SIGKILL_STATUS = 128 + 9;
+const SIGWINCH = 28;
 
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
   const log = new Logger({
@@ -58,7 +49,6 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let qemu: ReturnType<typeof spawnWithParentDeath> | undefined;
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
-  const hub = (a: Channel) => new Hub(a);
   let theHub: Hub | undefined;
 
   const teardown = () => {
@@ -109,16 +99,16 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     });
     io.startInput();
 
-    theHub = hub(agent);
     const stdio = io;
     const a = agent;
+    const checkWinsize = spec.terminal
+      ? watchWinsize(stdio, (ws) => a.call("resize", { id: spec.id, ...ws }))
+      : async () => {};
+    theHub = new Hub(agent);
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
       const req = args as { signal?: number; execId?: string };
-      if (op === "signal" && req.signal === 28 && !req.execId) {
-        const ws = stdio.winsize();
-        if (ws) await a.call("resize", { id: spec.id, ...ws }).catch(() => {});
-      }
+      if (op === "signal" && req.signal === SIGWINCH && !req.execId) await checkWinsize();
     };
     await theHub.listen(socketPath(dir, VM_FILES.hub));
 
@@ -140,15 +130,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     };
     // The VM went away without reporting an exit (killed, crashed): the workload was killed.
     void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
-    for (const name of FORWARDED) {
-      process.on(name, () => {
-        if (name === "SIGWINCH") {
-          const ws = stdio.winsize();
-          if (ws) void a.call("resize", { id: spec.id, ...ws }).catch(() => {});
-        }
-        void a.call("signal", { id: spec.id, signal: SIGNUM[name] }).catch(() => {});
-      });
-    }
+    forwardSignals((signal) => void a.call("signal", { id: spec.id, signal }).catch(() => {}));
     reportReady({ ok: true, pid: process.pid, guestPid: created.pid });
     return await new Promise<number>(() => {});
   } catch (err) {

@@ -9,6 +9,7 @@ import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { connectUnix, socketTransport } from "../protocol/socket.ts";
+import { forwardSignals, watchWinsize } from "./forward.ts";
 import type { ExecLaunch } from "./launch.ts";
 import { reportReady } from "./launch.ts";
 import { pipeStdio, terminalStdio } from "./stdio.ts";
@@ -43,28 +44,11 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
     });
     io.startInput();
     if (spec.terminal) {
-      let last = JSON.stringify(io.winsize());
-      process.on("SIGWINCH", () => {
-        const ws = io.winsize();
-        if (ws && JSON.stringify(ws) !== last) {
-          last = JSON.stringify(ws);
-          void hub.call("resize", { id: spec.id, execId: spec.execId, ...ws }).catch(() => {});
-        }
-      });
+      watchWinsize(io, (ws) => hub.call("resize", { id: spec.id, execId: spec.execId, ...ws }));
     }
-    for (const [name, num] of [
-      ["SIGTERM", 15],
-      ["SIGINT", 2],
-      ["SIGHUP", 1],
-      ["SIGQUIT", 3],
-      ["SIGUSR1", 10],
-      ["SIGUSR2", 12],
-    ] as const) {
-      process.on(
-        name,
-        () => void hub.call("signal", { id: spec.id, execId: spec.execId, signal: num }).catch(() => {}),
-      );
-    }
+    forwardSignals(
+      (signal) => void hub.call("signal", { id: spec.id, execId: spec.execId, signal }).catch(() => {}),
+    );
     reportReady({ ok: true, pid: process.pid, guestPid: started.pid });
     const status = await exited;
     await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
