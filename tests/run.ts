@@ -7,7 +7,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 
 const groups = process.argv.slice(2);
-const dirs = (groups.length ? groups : ["unit", "vm", "e2e"]).map((g) => `tests/${g}`).filter((d) => existsSync(d));
+const dirs = (groups.length ? groups : ["unit", "vm", "e2e"])
+  .map((g) => `tests/${g}`)
+  .filter((d) => existsSync(d));
 const report = "build/test-results/junit.xml";
 mkdirSync("build/test-results", { recursive: true });
 rmSync(report, { force: true });

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { NAME } from "../config/build.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
-import { type LogFormat, Logger } from "../log/logger.ts";
+import { type LogFormat, Logger, type LoggerOptions } from "../log/logger.ts";
 import { StateStore } from "../state/store.ts";
 
 export const DEFAULT_ROOT = "/run/opencontainer/containers";
@@ -20,6 +20,8 @@ export interface GlobalOptions {
 /** What every subcommand gets: the parsed global options, the logger and the state store. */
 export class App {
   readonly logger: Logger;
+  /** Handed to stand-ins so that they log where this call does. */
+  readonly loggerOptions: LoggerOptions;
   readonly store: StateStore;
 
   constructor(readonly opts: GlobalOptions) {
@@ -28,7 +30,8 @@ export class App {
     }
     const globalLogs = [join(opts.root, `${NAME}.log`)];
     if (opts.globalLog) globalLogs.push(opts.globalLog);
-    this.logger = new Logger({ logFile: opts.log, logFormat: opts.logFormat, globalLogs, debug: opts.debug });
+    this.loggerOptions = { logFile: opts.log, logFormat: opts.logFormat, globalLogs, debug: opts.debug };
+    this.logger = new Logger(this.loggerOptions);
     this.store = new StateStore(opts.root);
   }
 

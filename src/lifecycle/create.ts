@@ -102,15 +102,7 @@ export async function create(app: App, id: string, flags: CreateFlags): Promise<
       shares,
       terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
       bootTimeoutMs: timeout,
-      log: {
-        file: app.opts.log,
-        format: app.opts.logFormat,
-        globalLogs: [
-          join(app.opts.root, "cc-oci-runtime.log"),
-          ...(app.opts.globalLog ? [app.opts.globalLog] : []),
-        ],
-        debug: app.opts.debug,
-      },
+      log: app.loggerOptions,
     };
     const launchFile = join(dir, "standin.json");
     writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });

@@ -111,15 +111,7 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     stateDir: dir,
     process: proc as Record<string, unknown>,
     terminal,
-    log: {
-      file: app.opts.log,
-      format: app.opts.logFormat,
-      globalLogs: [
-        join(app.opts.root, "cc-oci-runtime.log"),
-        ...(app.opts.globalLog ? [app.opts.globalLog] : []),
-      ],
-      debug: app.opts.debug,
-    },
+    log: app.loggerOptions,
   };
   mkdirSync(join(dir, EXECS_DIR), { recursive: true, mode: 0o700 });
   const launchFile = join(dir, EXECS_DIR, `${execId}.launch.json`);

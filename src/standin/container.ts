@@ -31,12 +31,7 @@ const SIGKILL_STATUS = 128 + 9;
 const SIGWINCH = 28;
 
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
-  const log = new Logger({
-    logFile: spec.log.file,
-    logFormat: spec.log.format,
-    globalLogs: spec.log.globalLogs,
-    debug: spec.log.debug,
-  });
+  const log = new Logger(spec.log);
   const store = new StateStore(spec.root);
   const dir = spec.stateDir;
   process.chdir(dir);

@@ -19,12 +19,7 @@ const LOST_STATUS = 255;
 const DRAIN_MS = 5_000;
 
 export async function runExecStandin(spec: ExecLaunch): Promise<number> {
-  const log = new Logger({
-    logFile: spec.log.file,
-    logFormat: spec.log.format,
-    globalLogs: spec.log.globalLogs,
-    debug: spec.log.debug,
-  });
+  const log = new Logger(spec.log);
   process.chdir(spec.stateDir);
   try {
     const hub = new Channel(socketTransport(await connectUnix(socketPath(spec.stateDir, VM_FILES.hub))));

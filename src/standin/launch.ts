@@ -6,9 +6,10 @@
 import { closeSync, writeSync } from "node:fs";
 import { z } from "zod";
 
+/** The caller's logging (log.ts LoggerOptions), so a stand-in logs where its caller does. */
 const LogSpec = z.object({
-  file: z.string().optional(),
-  format: z.enum(["text", "json"]),
+  logFile: z.string().optional(),
+  logFormat: z.enum(["text", "json"]),
   globalLogs: z.array(z.string()),
   debug: z.boolean(),
 });
