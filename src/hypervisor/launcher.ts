@@ -37,6 +37,8 @@ export const VM_FILES = {
   hypervisorLog: "hypervisor.log",
   hub: "standin.sock",
   shared: "shared",
+  /** One launch file and one pid file per running exec (ps -f json lists the live ones). */
+  execs: "execs",
 } as const;
 
 /** The path to use for a socket in `dir`: absolute when it fits in sun_path, else relative. */

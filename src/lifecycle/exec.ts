@@ -12,9 +12,9 @@ import { type OciConfig, Process } from "../config/oci-schema.ts";
 import { loadOciConfig } from "../config/resolver.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
+import { VM_FILES } from "../hypervisor/launcher.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
 import { assertCan } from "../state/transitions.ts";
-import { hostProcess } from "../sys/proc.ts";
 import { writePidFile } from "./create.ts";
 import { liveStatus } from "./query.ts";
 import { startStandin } from "./spawn-standin.ts";
@@ -22,8 +22,6 @@ import { callerTerminal } from "./terminal.ts";
 
 const EXEC_ERROR = 255;
 const EXEC_READY_MS = 60_000;
-/** Where the host pids of exec stand-ins are recorded (for `ps -f json`). */
-export const EXECS_DIR = "execs";
 
 type ExecProcess = OciConfig["process"] & object;
 
@@ -113,12 +111,10 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     terminal,
     log: app.loggerOptions,
   };
-  mkdirSync(join(dir, EXECS_DIR), { recursive: true, mode: 0o700 });
-  const launchFile = join(dir, EXECS_DIR, `${execId}.launch.json`);
+  mkdirSync(join(dir, VM_FILES.execs), { recursive: true, mode: 0o700 });
+  const launchFile = join(dir, VM_FILES.execs, `${execId}.launch.json`);
   writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
   const standin = await startStandin(launchFile, EXEC_READY_MS);
-  const me = hostProcess(standin.ready.pid);
-  if (me) writeFileSync(join(dir, EXECS_DIR, `${execId}.pid.json`), JSON.stringify(me));
   if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
   if (flags.detach) {
     standin.child.unref();

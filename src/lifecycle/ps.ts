@@ -2,10 +2,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import { UsageError } from "../errors.ts";
+import { VM_FILES } from "../hypervisor/launcher.ts";
 import { HostProcess } from "../state/schema.ts";
 import { assertCan } from "../state/transitions.ts";
 import { isAlive } from "../sys/proc.ts";
-import { EXECS_DIR } from "./exec.ts";
 import { liveStatus, tabulate } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
 
@@ -13,7 +13,7 @@ import { callStandin } from "./standin-client.ts";
 export function hostPids(app: App, id: string): number[] {
   const s = app.store.read(id);
   const pids = s.standin && isAlive(s.standin) ? [s.standin.pid] : [];
-  const dir = join(app.store.dir(id), EXECS_DIR);
+  const dir = join(app.store.dir(id), VM_FILES.execs);
   let names: string[] = [];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith(".pid.json"));

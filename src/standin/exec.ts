@@ -2,13 +2,14 @@
  * The stand-in of one exec'd process: a client of the container's hub that holds the
  * process's stdio (or pty) and exits with its status, like the container's stand-in.
  */
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { connectUnix, socketTransport } from "../protocol/socket.ts";
+import { hostProcess } from "../sys/proc.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import type { ExecLaunch } from "./launch.ts";
 import { reportReady } from "./launch.ts";
@@ -44,6 +45,9 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
     forwardSignals(
       (signal) => void hub.call("signal", { id: spec.id, execId: spec.execId, signal }).catch(() => {}),
     );
+    // Recorded by the stand-in itself, so that it is gone exactly when the stand-in is.
+    const me = hostProcess(process.pid);
+    if (me) writeFileSync(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.pid.json`), JSON.stringify(me));
     reportReady({ ok: true, pid: process.pid, guestPid: started.pid });
     const status = await exited;
     await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
@@ -62,6 +66,6 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
 /** An ended exec leaves nothing in the state directory (ps -f json lists the live ones). */
 function forget(spec: ExecLaunch): void {
   for (const suffix of ["launch.json", "pid.json"]) {
-    rmSync(join(spec.stateDir, "execs", `${spec.execId}.${suffix}`), { force: true });
+    rmSync(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.${suffix}`), { force: true });
   }
 }

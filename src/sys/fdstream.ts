@@ -4,13 +4,14 @@
  *
  * What Bun 1.4.5 offers, measured (tests/unit/sys-fdstream.test.ts checks the choices):
  *  - fs.read / fs.write / fs.createReadStream / tty.ReadStream do a BLOCKING read(2) or
- *    write(2) in Bun's small thread pool (as many threads as CPUs): two reads pending on
- *    quiet pipes on a 2-CPU host and every other async fs call (readFile...) stalls.
+ *    write(2) in Bun's small thread pool: on a 2-CPU host, two reads pending on quiet
+ *    pipes and every other async fs call (readFile...) stalls until data comes.
  *  - new net.Socket({ fd }) on a pipe or a pty: never delivers any data.
  *  - Bun.file(fd).stream(): on a FIFO or socket it waits with epoll and reads with
- *    preadv2(RWF_NOWAIT) on the main thread: good. A character device (pty, virtio port)
+ *    preadv2(RWF_NOWAIT) on the main thread: good. A character device (pty, /dev/kmsg)
  *    is polled the same way only when the fd is O_NONBLOCK; otherwise it is treated as a
- *    file and fails with ESPIPE (pread). It reads only as the consumer pulls.
+ *    file and fails with ESPIPE (pread). It reads only as the consumer pulls, and reads
+ *    from its own dup of the fd, closed a few milliseconds after the end or a cancel.
  *  - Bun.file(fd).writer() (FileSink) on a FIFO or socket: sets O_NONBLOCK, waits for
  *    writability with epoll: good (25x faster than polling). On a TTY it CLEARS O_NONBLOCK
  *    and writes synchronously on the main thread, as does tty.WriteStream: a full pty
@@ -28,8 +29,11 @@ import { EAGAIN, EINTR, libc, setNonBlocking, sysError } from "./libc.ts";
 
 /** An AsyncIterable over the data read from an fd, which can also be stopped from outside. */
 export interface FdReader extends AsyncIterable<Uint8Array> {
-  /** Stops reading: a pending next() resolves as done. The fd itself is not closed. */
-  cancel(): void;
+  /**
+   * Stops reading: a pending next() resolves as done. The fd itself is not closed; Bun's
+   * dup of it may stay open for a few more event-loop turns (until the promise resolves).
+   */
+  cancel(): Promise<void>;
 }
 
 /** Makes fd pollable by Bun's reader: FIFOs and sockets already are; others need O_NONBLOCK. */
@@ -50,10 +54,13 @@ export function fdReader(fd: number): FdReader {
   preparePollable(fd);
   const reader = Bun.file(fd).stream().getReader();
   let done = false;
-  const finish = () => {
-    if (done) return;
-    done = true;
-    reader.cancel().catch(() => {});
+  let cancelled: Promise<void> = Promise.resolve();
+  const finish = (): Promise<void> => {
+    if (!done) {
+      done = true;
+      cancelled = reader.cancel().catch(() => {});
+    }
+    return cancelled;
   };
   const iterator: AsyncIterator<Uint8Array> = {
     async next(): Promise<IteratorResult<Uint8Array>> {
@@ -72,7 +79,7 @@ export function fdReader(fd: number): FdReader {
       }
     },
     async return(): Promise<IteratorResult<Uint8Array>> {
-      finish();
+      await finish();
       return { done: true, value: undefined };
     },
   };

@@ -1,5 +1,5 @@
 /** Driving the built runtime (bin/cc-oci-runtime) in VM tests. */
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
 
@@ -63,15 +63,19 @@ export class Runtime {
   }
 }
 
-/** qemu-system processes started by this test run (their cwd is under a test root). */
+/**
+ * qemu-system processes started by the tests: the runtime runs QEMU with the container's
+ * state directory as cwd, and test roots are temporary directories named cc-oci-root-*.
+ * (Other VMs on the machine, a developer's or a benchmark's, are not counted.)
+ */
 export function qemuProcesses(): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8");
-      if (cmd.startsWith("/usr/bin/qemu-system") || cmd.includes("qemu-system-x86_64\0"))
-        out.push(Number(name));
+      if (!cmd.split("\0")[0]?.includes("qemu-system")) continue;
+      if (readlinkSync(`/proc/${name}/cwd`).includes("/cc-oci-root-")) out.push(Number(name));
     } catch {
       // gone
     }

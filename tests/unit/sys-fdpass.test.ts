@@ -78,24 +78,24 @@ describe("sendFd / receiveFdServer", () => {
     const sock = join(dir, "py.sock");
     // Python sends, and keeps the connection open: accept must not wait for EOF.
     const server = receiveFdServer(sock);
-    try {
-      const pending = server.accept(10_000);
-      const py = Bun.spawn([
-        python as string,
-        "-c",
-        `import socket, os, time
+    const pending = server.accept(10_000);
+    const sender = Bun.spawn([
+      python as string,
+      "-c",
+      `import socket, os, time
 s = socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(sock)})
 socket.send_fds(s, [b"/dev/pts/77"], [os.open("/etc/hostname", os.O_RDONLY)])
 time.sleep(3)`,
-      ]);
+    ]);
+    try {
       const t0 = Date.now();
       const got = await pending;
       expect(Date.now() - t0).toBeLessThan(2500);
       expect(got.message).toBe("/dev/pts/77");
       expect(readlinkSync(`/proc/self/fd/${got.fd}`)).toBe("/etc/hostname");
       closeSync(got.fd);
-      py.kill();
     } finally {
+      sender.kill();
       server.close();
     }
     // Python receives what sendFd sends.
@@ -111,20 +111,28 @@ print(msg.decode(), len(fds), os.readlink("/proc/self/fd/%d" % fds[0]))`,
       ],
       { stdout: "pipe" },
     );
-    const reader = py.stdout.getReader();
-    const first = new TextDecoder().decode((await reader.read()).value);
-    expect(first).toBe("ready\n");
     const p = openPty();
-    sendFd(sock2, p.master, p.slaveName);
-    let rest = "";
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      rest += new TextDecoder().decode(r.value);
+    try {
+      const reader = py.stdout.getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const r = await reader.read();
+        if (r.done) break;
+        text += new TextDecoder().decode(r.value);
+      }
+      expect(text).toBe("ready\n");
+      sendFd(sock2, p.master, p.slaveName);
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        text += new TextDecoder().decode(r.value);
+      }
+      expect(text).toBe(`ready\n${p.slaveName} 1 /dev/ptmx\n`);
+    } finally {
+      py.kill();
+      closeSync(p.master);
+      closeSync(p.slave);
     }
-    expect(rest.trim()).toBe(`${p.slaveName} 1 /dev/ptmx`);
-    closeSync(p.master);
-    closeSync(p.slave);
   });
 
   test("socket paths longer than sun_path (108 bytes) work", async () => {
