@@ -5,8 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { Channel } from "../protocol/channel.ts";
-import { type Op, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { Containers } from "./containers.ts";
+import { adoptIdentity } from "./identity.ts";
 import { powerOff, Reaper, setupMounts } from "./init.ts";
 import { findPort, portTransport } from "./port.ts";
 
@@ -21,11 +22,14 @@ export async function runAgent(_argv: string[]): Promise<void> {
   let mounted = false;
   const containers = new Containers(channel, reaper);
   const handlers: Record<Op, (args: never) => Promise<unknown>> = {
-    hello: async () => ({
-      version: PROTOCOL_VERSION,
-      kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
-      agentPid: process.pid,
-    }),
+    hello: async (args: RequestOf<"hello">) => {
+      adoptIdentity(args.seed, args.timeMs);
+      return {
+        version: PROTOCOL_VERSION,
+        kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+        agentPid: process.pid,
+      };
+    },
     create: async (args) => {
       if (!mounted) {
         setupMounts();

@@ -9,7 +9,16 @@ import { z } from "zod";
  */
 const nonEmpty = z.string().min(1, "expected a non-empty string");
 
+/** This runtime's own settings, accepted in both shapes. */
+const Extensions = {
+  /** "auto" (probe), "kvm" or "tcg". */
+  accelerator: z.enum(["auto", "kvm", "tcg"]).optional(),
+  /** Start VMs from a snapshot of a booted template guest (see hypervisor/template.ts). */
+  template: z.boolean().optional(),
+};
+
 const LegacyVm = z.looseObject({
+  ...Extensions,
   path: nonEmpty.optional(),
   image: nonEmpty,
   kernel: z.looseObject({
@@ -20,6 +29,7 @@ const LegacyVm = z.looseObject({
 });
 
 const SpecVm = z.looseObject({
+  ...Extensions,
   hypervisor: z
     .looseObject({
       path: nonEmpty,
@@ -47,6 +57,8 @@ export interface VmConfig {
   initrd?: string;
   imagePath?: string;
   imageFormat?: string;
+  accelerator?: "auto" | "kvm" | "tcg";
+  template?: boolean;
 }
 
 function splitParams(p: string | string[] | undefined): string[] {
@@ -73,6 +85,8 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
       kernelParameters: splitParams(v.kernel.parameters),
       initrd: v.kernel.initrd,
       imagePath: v.image,
+      accelerator: v.accelerator,
+      template: v.template,
     };
   }
   const v = parsed.data as z.infer<typeof SpecVm>;
@@ -84,5 +98,7 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
     initrd: v.kernel.initrd,
     imagePath: v.image?.path,
     imageFormat: v.image?.format,
+    accelerator: v.accelerator,
+    template: v.template,
   };
 });

@@ -63,7 +63,7 @@ export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan 
   const kernel = mustExist(vm.kernelPath, "guest kernel", src);
   const image = mustExist(vm.imagePath, "guest image", src);
   const initrd = vm.initrd ? mustExist(vm.initrd, "guest initrd", src) : undefined;
-  const accel = chooseAccel((vm as { accelerator?: string }).accelerator);
+  const accel = chooseAccel(vm.accelerator === "auto" ? undefined : vm.accelerator);
   const uuid = uuidv4();
   const name = `cc-${id}`.slice(0, 64);
   const parsed = readHypervisorArgs(r.hypervisorArgsFile);

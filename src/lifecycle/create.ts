@@ -10,6 +10,7 @@ import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
 import { planVm } from "../hypervisor/launcher.ts";
+import { ensureTemplate, INCOMING_ARGS, templatingEnabled } from "../hypervisor/template.ts";
 import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { hostProcess } from "../sys/proc.ts";
@@ -68,6 +69,12 @@ export async function create(app: App, id: string, flags: CreateFlags): Promise<
   const dir = app.store.reserve(id);
   try {
     const plan = planVm(r, dir, id);
+    let incoming: string | undefined;
+    if (templatingEnabled(r)) {
+      incoming = await ensureTemplate(app.opts.root, r, plan, app.logger);
+      plan.args.push(...INCOMING_ARGS);
+      app.logger.debug(`${id}: starting from template ${incoming}`);
+    }
     const { config, shares } = guestConfig(r.oci, id, r.rootfs);
     app.store.write(id, {
       ociVersion: OCI_VERSION,
@@ -102,6 +109,7 @@ export async function create(app: App, id: string, flags: CreateFlags): Promise<
       shares,
       terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
       bootTimeoutMs: timeout,
+      incoming,
       log: app.loggerOptions,
     };
     const launchFile = join(dir, "standin.json");

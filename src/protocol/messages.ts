@@ -34,7 +34,18 @@ const Json = z.record(z.string(), z.unknown());
 
 export const Calls = {
   hello: {
-    request: z.object({ version: z.number().int() }),
+    request: z.object({
+      version: z.number().int(),
+      /**
+       * Identity of this boot, given by the host: a VM restored from a template snapshot
+       * would otherwise share the template's random pool and clock with its siblings.
+       */
+      seed: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+      timeMs: z.number().optional(),
+    }),
     result: z.object({ version: z.number().int(), kernel: z.string(), agentPid: z.number().int() }),
   },
   create: {

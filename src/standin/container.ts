@@ -4,10 +4,12 @@
  * container's stdio, forwards signals, serves the hub, and finally exits with the
  * workload's status (128+N for a death by signal N) once all output is delivered.
  */
+import { randomBytes } from "node:crypto";
 import { openSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { consoleTail, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { bindShares, unmountBelow } from "../lifecycle/shares.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
@@ -70,6 +72,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     );
 
     const alive = () => qemuExit === undefined;
+    if (spec.incoming) await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline);
     const bootError = (what: string) =>
       new Error(
         `${what}${qemuExit !== undefined ? ` (hypervisor exited with status ${qemuExit})` : ""}; console: ${consoleTail(dir)}`,
@@ -141,7 +144,11 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
 async function sayHello(agent: Channel, deadline: number, alive: () => boolean) {
   while (Date.now() < deadline && alive() && !agent.isClosed) {
     try {
-      const r = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_INTERVAL_MS);
+      const r = await agent.call(
+        "hello",
+        { version: PROTOCOL_VERSION, seed: randomBytes(32).toString("hex"), timeMs: Date.now() },
+        HELLO_INTERVAL_MS,
+      );
       if (r.version !== PROTOCOL_VERSION) {
         throw new Error(`agent speaks protocol version ${r.version}, this runtime ${PROTOCOL_VERSION}`);
       }

@@ -33,6 +33,8 @@ export const ContainerLaunch = z.object({
   ),
   terminal: Terminal.optional(),
   bootTimeoutMs: z.number().int().positive(),
+  /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
+  incoming: z.string().optional(),
   log: LogSpec,
 });
 export type ContainerLaunch = z.infer<typeof ContainerLaunch>;
