@@ -125,6 +125,10 @@ export function decodeWaitStatus(status: number): number {
   return 128 + sig;
 }
 
+export function syncFilesystems(): void {
+  libc().sync();
+}
+
 export function powerOff(): never {
   libc().sync();
   libc().reboot(RB_POWER_OFF);

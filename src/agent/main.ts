@@ -8,7 +8,7 @@ import { Channel } from "../protocol/channel.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { Containers } from "./containers.ts";
 import { adoptIdentity } from "./identity.ts";
-import { powerOff, Reaper, setupMounts } from "./init.ts";
+import { powerOff, Reaper, setupMounts, syncFilesystems } from "./init.ts";
 import { findPort, portTransport } from "./port.ts";
 
 export async function runAgent(_argv: string[]): Promise<void> {
@@ -45,7 +45,8 @@ export async function runAgent(_argv: string[]): Promise<void> {
     stats: (args) => containers.stats(args),
     update: (args) => containers.update(args),
     shutdown: async () => {
-      // Answer first, then power off: the host waits for QEMU to exit.
+      // Data is on disk when the host hears back: it may then stop the VM without waiting.
+      syncFilesystems();
       setTimeout(() => powerOff(), 10);
       return {};
     },

@@ -115,8 +115,15 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       finishing = true;
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
       store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
-      if (alive()) await a.call("shutdown", {}).catch(() => {});
-      const until = Date.now() + POWEROFF_GRACE_MS;
+      // Once the agent has synced (its answer), the guest holds nothing worth a clean
+      // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
+      const synced =
+        alive() &&
+        (await a.call("shutdown", {}).then(
+          () => true,
+          () => false,
+        ));
+      const until = Date.now() + (synced ? 0 : POWEROFF_GRACE_MS);
       while (alive() && Date.now() < until) await Bun.sleep(20);
       teardown();
       log.debug(`${spec.id}: workload exited with status ${status}`);
