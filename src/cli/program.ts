@@ -21,6 +21,7 @@ export function buildProgram(): { program: Command; app: () => App } {
     .option("--rootless <value>", "accepted for runc compatibility: auto, true or false")
     .option("--criu <path>", "accepted for runc compatibility (checkpoints are VM snapshots)")
     .option("-v, --version", "print the version")
+    .helpCommand("help [command]", "show help for a command")
     .enablePositionalOptions()
     .showSuggestionAfterError(false)
     .exitOverride()

@@ -16,6 +16,24 @@ describe("version", () => {
   });
 });
 
+describe("help", () => {
+  test("help, help CMD, and --help on every subcommand exit 0 with a usage line", async () => {
+    const top = await runCli(["help"]);
+    expect(top.code).toBe(0);
+    const names = [...top.stdout.matchAll(/^ {2}([a-z]+)(?:\|[a-z]+)?(?: |$)/gm)].map((m) => m[1] as string);
+    expect(names).toEqual(
+      expect.arrayContaining(["create", "start", "run", "exec", "checkpoint", "features", "help"]),
+    );
+    for (const name of names.filter((n) => n !== "help")) {
+      const r = await runCli([name, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: cc-oci-runtime ${name}`);
+    }
+    const kill = await runCli(["help", "kill"]);
+    expect(kill.stdout).toContain("Usage: cc-oci-runtime kill [options] <container-id> [signal]");
+  }, 60_000);
+});
+
 describe("spec", () => {
   test("writes a valid config.json and refuses to overwrite it", async () => {
     const dir = tempDir();
