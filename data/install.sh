@@ -11,5 +11,5 @@ install -D -m 0755 "$here/bin/cc-oci-runtime" "$DESTDIR/usr/bin/cc-oci-runtime"
 for f in hypervisor.args vm.json vmlinux initrd.img rootfs.erofs; do
   install -D -m 0644 "$here/defaults/$f" "$DESTDIR/usr/share/defaults/cc-oci-runtime/$f"
 done
-echo "installed cc-oci-runtime into ${DESTDIR:-/}usr"
+echo "installed cc-oci-runtime into ${DESTDIR}/usr"
 command -v qemu-system-x86_64 >/dev/null || echo "note: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)"
