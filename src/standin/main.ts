@@ -3,6 +3,7 @@ import { readJsonFile } from "../config/validate.ts";
 import { runContainerStandin } from "./container.ts";
 import { runExecStandin } from "./exec.ts";
 import { Launch, reportReady } from "./launch.ts";
+import { restoreBlockingAtExit } from "./stdio.ts";
 
 export async function runStandin(argv: string[]): Promise<number> {
   const file = argv[0];
@@ -18,5 +19,6 @@ export async function runStandin(argv: string[]): Promise<number> {
     return 1;
   }
   process.title = `cc-oci-runtime standin ${spec.id}`;
+  restoreBlockingAtExit();
   return spec.kind === "container" ? runContainerStandin(spec) : runExecStandin(spec);
 }

@@ -9,6 +9,7 @@ import type { Channel } from "../protocol/channel.ts";
 import type { Stdio } from "../protocol/messages.ts";
 import { sendFd } from "../sys/fdpass.ts";
 import { fdReader, fdWriter } from "../sys/fdstream.ts";
+import { setNonBlocking } from "../sys/libc.ts";
 import { getWinsize, openPty, setRaw } from "../sys/pty.ts";
 
 /** Stream ids of the stand-in's own process (hub clients get theirs mapped above 100). */
@@ -44,6 +45,22 @@ function relayOut(channel: Channel, stream: number, fd: number): Promise<void> {
   });
 }
 
+/**
+ * The relays make fds 0-2 non-blocking, and that flag lives in the open file, shared with
+ * whoever else holds it (a shell, when a person runs `run`): it is cleared at exit.
+ */
+export function restoreBlockingAtExit(): void {
+  process.on("exit", () => {
+    for (const fd of [0, 1, 2]) {
+      try {
+        setNonBlocking(fd, false);
+      } catch {
+        // Closed or not ours any more.
+      }
+    }
+  });
+}
+
 export function pipeStdio(channel: Channel): HostStdio {
   const drained = Promise.all([relayOut(channel, STREAMS.stdout, 1), relayOut(channel, STREAMS.stderr, 2)]);
   return {
@@ -70,7 +87,9 @@ export function terminalStdio(channel: Channel, t: { consoleSocket?: string; con
     throw new Error("a terminal needs --console-socket or --console");
   }
   // The line discipline that matters is the guest's: the host side passes bytes through.
-  setRaw(fd);
+  const restore = setRaw(fd);
+  // A person's terminal (--console, or the caller's own) is given back as it was.
+  if (t.console) process.on("exit", restore);
   const winsize = () => getWinsize(fd);
   return {
     stdio: { tty: STREAMS.tty },

@@ -90,12 +90,17 @@ export function setWinsize(fd: number, rows: number, cols: number): void {
  * return as soon as one byte is there. Used on the host end of a relay pty so that bytes
  * pass through unchanged (the terminal processing happens once, in the container's pty).
  */
-export function setRaw(fd: number): void {
+export function setRaw(fd: number): () => void {
   const c = libc();
   const t = Buffer.alloc(TERMIOS_SIZE);
   if (c.tcgetattr(fd, t) !== 0) throw sysError("tcgetattr", `fd ${fd}`);
+  const saved = Buffer.from(t);
   c.cfmakeraw(t);
   if (c.tcsetattr(fd, TCSANOW, t) !== 0) throw sysError("tcsetattr", `fd ${fd}`);
+  /** Puts the terminal back as it was (for a person's terminal, at exit). */
+  return () => {
+    c.tcsetattr(fd, TCSANOW, saved);
+  };
 }
 
 /** Local-mode flags (c_lflag) of a terminal, for tests and diagnostics. */
