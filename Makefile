@@ -21,7 +21,7 @@ NODE_STAMP := node_modules/.package-lock.json
 BIN := bin/cc-oci-runtime
 TOP := $(CURDIR)
 
-.PHONY: all deps check typecheck lint test test-unit test-vm test-e2e install uninstall demo dist bench clean format local-config
+.PHONY: all deps check typecheck lint test test-unit test-vm test-e2e install uninstall demo dist bench bench-template bench-guest clean format local-config
 
 all: $(BIN) build/defaults/hypervisor.args build/defaults/vm.json guest local-config
 
@@ -111,6 +111,13 @@ demo: deps all
 
 bench: all
 	$(BUN) run bench/run.ts
+
+# cc-oci-runtime with and without CC_OCI_TEMPLATE=1 (and the QEMU floor) in every section.
+bench-template: all
+	$(BUN) run bench/run.ts --template on --runtimes cc,floor
+
+bench-guest: all
+	$(BUN) run bench/guest.ts
 
 clean:
 	rm -rf bin build/defaults build/local build/test-results build/dist config.mk.stamp
