@@ -47,11 +47,17 @@ export function writePidFile(file: string, pid: number): void {
 }
 
 export async function createContainer(app: App, id: string, flags: CreateFlags): Promise<number> {
-  await create(app, id, flags);
+  await create(app, id, flags, true);
   return 0;
 }
 
-export async function create(app: App, id: string, flags: CreateFlags): Promise<StartedStandin> {
+/** `detached`: this call will not wait for the stand-in's exit (create; not run). */
+export async function create(
+  app: App,
+  id: string,
+  flags: CreateFlags,
+  detached: boolean,
+): Promise<StartedStandin> {
   validateId(id);
   app.noteIgnored("--no-pivot", flags.noPivot);
   const r = resolveBundle(flags.bundle, app.logger);
@@ -109,12 +115,13 @@ export async function create(app: App, id: string, flags: CreateFlags): Promise<
       shares,
       terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
       bootTimeoutMs: timeout,
+      detached,
       incoming,
       log: app.loggerOptions,
     };
     const launchFile = join(dir, "standin.json");
     writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
-    const standin = await startStandin(launchFile, timeout + 30_000);
+    const standin = await startStandin(launchFile, timeout + 30_000, terminal);
     const proc = hostProcess(standin.ready.pid);
     if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
     const state = app.store.update(id, (s) => ({ ...s, status: "created", standin: proc }));

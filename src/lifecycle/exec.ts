@@ -109,12 +109,13 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     stateDir: dir,
     process: proc as Record<string, unknown>,
     terminal,
+    detached: flags.detach === true,
     log: app.loggerOptions,
   };
   mkdirSync(join(dir, VM_FILES.execs), { recursive: true, mode: 0o700 });
   const launchFile = join(dir, VM_FILES.execs, `${execId}.launch.json`);
   writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
-  const standin = await startStandin(launchFile, EXEC_READY_MS);
+  const standin = await startStandin(launchFile, EXEC_READY_MS, terminal !== undefined);
   if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
   if (flags.detach) {
     standin.child.unref();

@@ -18,7 +18,7 @@ export async function runContainer(
 ): Promise<number> {
   // A person at a terminal running a terminal container: use their terminal.
   const console = flags.consoleSocket || flags.console || flags.detach ? flags.console : callerTerminal();
-  const standin = await create(app, id, { ...flags, console });
+  const standin = await create(app, id, { ...flags, console }, flags.detach === true);
   try {
     await startContainer(app, id);
   } catch (err) {

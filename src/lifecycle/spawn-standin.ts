@@ -14,15 +14,19 @@ export interface StartedStandin {
 }
 
 /**
- * The stand-in inherits fds 0-2 (the container's stdio) and gets a socket as fd 3 for
+ * The stand-in inherits fds 0-2 (the container's stdio; not with a terminal) and gets a socket as fd 3 for
  * its one ready message. It runs in its own session so that it outlives this call.
  */
-export async function startStandin(launchFile: string, timeoutMs: number): Promise<StartedStandin> {
+export async function startStandin(
+  launchFile: string,
+  timeoutMs: number,
+  terminal: boolean,
+): Promise<StartedStandin> {
   const [cmd, ...args] = selfArgv("__standin", launchFile);
-  const child = spawn(cmd as string, args, {
-    detached: true,
-    stdio: ["inherit", "inherit", "inherit", "pipe"],
-  });
+  // With a terminal the process's stdio is the pty: the stand-in must not hold the caller's
+  // stdout/stderr, which managers read to the end before they take the pty master.
+  const stdio = terminal ? "ignore" : "inherit";
+  const child = spawn(cmd as string, args, { detached: true, stdio: [stdio, stdio, stdio, "pipe"] });
   const exited = new Promise<number>((resolve) => {
     child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });

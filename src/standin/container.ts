@@ -16,6 +16,7 @@ import { Channel } from "../protocol/channel.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
+import { libc } from "../sys/libc.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
@@ -35,6 +36,7 @@ const SIGWINCH = 28;
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
   const log = new Logger(spec.log);
   const store = new StateStore(spec.root);
+  ownNetworkNamespace(log, spec.id);
   const dir = spec.stateDir;
   process.chdir(dir);
   const shared = join(dir, VM_FILES.shared);
@@ -110,6 +112,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     };
     await theHub.listen(socketPath(dir, VM_FILES.hub));
 
+    let reportExit: (status: number) => void = () => {};
+    const exitStatus = new Promise<number>((resolve) => {
+      reportExit = resolve;
+    });
     const finish = async (status: number) => {
       if (finishing) return;
       finishing = true;
@@ -127,7 +133,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       while (alive() && Date.now() < until) await Bun.sleep(20);
       teardown();
       log.debug(`${spec.id}: workload exited with status ${status}`);
-      process.exit(status);
+      reportExit(status);
     };
     agent.onEvent = (ev) => {
       if (theHub?.routeEvent(ev)) return;
@@ -137,7 +143,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
     forwardSignals((signal) => void a.call("signal", { id: spec.id, signal }).catch(() => {}));
     reportReady({ ok: true, pid: process.pid, guestPid: created.pid });
-    return await new Promise<number>(() => {});
+    return await exitStatus;
   } catch (err) {
     const msg = errorMessage(err);
     log.error(`${spec.id}: ${msg}`);
@@ -165,4 +171,17 @@ async function sayHello(agent: Channel, deadline: number, alive: () => boolean) 
     }
   }
   return undefined;
+}
+
+const CLONE_NEWNET = 0x40000000;
+
+/**
+ * Managers configure the network namespace of the container's pid (`/proc/PID/ns/net`;
+ * Docker's libnetwork-setkey hook), and that pid is this stand-in's. Without a namespace of
+ * its own that would be the host's: so the stand-in (its main thread, which is what
+ * /proc/PID/ns/net shows and what QEMU is started from) moves into a new, empty one.
+ */
+function ownNetworkNamespace(log: Logger, id: string): void {
+  if (libc().unshare(CLONE_NEWNET) !== 0)
+    log.warn(`${id}: stand-in keeps the host's network namespace (unshare failed)`);
 }

@@ -33,6 +33,7 @@ export const ContainerLaunch = z.object({
   ),
   terminal: Terminal.optional(),
   bootTimeoutMs: z.number().int().positive(),
+  detached: z.boolean(),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
   log: LogSpec,
@@ -46,10 +47,17 @@ export const ExecLaunch = z.object({
   stateDir: z.string(),
   process: z.record(z.string(), z.unknown()),
   terminal: Terminal.optional(),
+  detached: z.boolean(),
   log: LogSpec,
 });
 export type ExecLaunch = z.infer<typeof ExecLaunch>;
 
+/*
+ * `detached`: the call that started the stand-in returns without waiting for it (create,
+ * exec -d). The stand-in's exit status is then for the manager's subreaper, which only gets
+ * it if the stand-in is its child when it exits: a stand-in that finishes before its
+ * starter has exited waits to be re-parented first (runc leaves that zombie to the subreaper).
+ */
 export const Launch = z.discriminatedUnion("kind", [ContainerLaunch, ExecLaunch]);
 
 export const ReadyMessage = z.union([

@@ -1,11 +1,16 @@
 /** `__standin <state-dir>/<launch file>`: the hidden role create and exec start. */
 import { readJsonFile } from "../config/validate.ts";
+import { libc } from "../sys/libc.ts";
 import { runContainerStandin } from "./container.ts";
 import { runExecStandin } from "./exec.ts";
 import { Launch, reportReady } from "./launch.ts";
 import { restoreBlockingAtExit } from "./stdio.ts";
 
+/** How long a detached stand-in waits for its starter to exit (see launch.ts `detached`). */
+const REPARENT_WAIT_MS = 10_000;
+
 export async function runStandin(argv: string[]): Promise<number> {
+  const starter = libc().getppid();
   const file = argv[0];
   if (!file) {
     process.stderr.write("usage: __standin LAUNCH-FILE\n");
@@ -20,5 +25,10 @@ export async function runStandin(argv: string[]): Promise<number> {
   }
   process.title = `cc-oci-runtime standin ${spec.id}`;
   restoreBlockingAtExit();
-  return spec.kind === "container" ? runContainerStandin(spec) : runExecStandin(spec);
+  const status = await (spec.kind === "container" ? runContainerStandin(spec) : runExecStandin(spec));
+  if (spec.detached) {
+    const until = Date.now() + REPARENT_WAIT_MS;
+    while (libc().getppid() === starter && Date.now() < until) await Bun.sleep(10);
+  }
+  return status;
 }

@@ -41,6 +41,7 @@ const symbols = {
   cfmakeraw: { args: [FFIType.ptr], returns: FFIType.void },
   getpid: { args: [], returns: FFIType.i32 },
   getppid: { args: [], returns: FFIType.i32 },
+  unshare: { args: [FFIType.i32], returns: FFIType.i32 },
   clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   signal: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.ptr },
   getsid: { args: [FFIType.i32], returns: FFIType.i32 },

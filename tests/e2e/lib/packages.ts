@@ -1,0 +1,47 @@
+/**
+ * Debian's managers, installed when missing: containerd 1.6, docker.io 20.10 (its client is
+ * /usr/bin/docker, which a newer /usr/local/bin/docker may shadow on PATH), podman 4.3 with
+ * conmon. `apt-get update` only when a plain install fails (a stale or empty package list).
+ */
+import { existsSync } from "node:fs";
+import { cmd, describe } from "./proc.ts";
+
+/** Debian package -> a file it installs. */
+const NEEDED: Record<string, string> = {
+  containerd: "/usr/bin/containerd",
+  "docker.io": "/usr/sbin/dockerd",
+  podman: "/usr/bin/podman",
+  conmon: "/usr/bin/conmon",
+  "busybox-static": "/bin/busybox",
+  bsdutils: "/usr/bin/script",
+  "util-linux": "/usr/bin/findmnt",
+};
+
+export const DOCKER = "/usr/bin/docker";
+export const DOCKERD = "/usr/sbin/dockerd";
+export const CONTAINERD = "/usr/bin/containerd";
+export const CTR = "/usr/bin/ctr";
+export const PODMAN = "/usr/bin/podman";
+
+let done: Promise<void> | undefined;
+
+export function ensurePackages(): Promise<void> {
+  done ??= install();
+  return done;
+}
+
+async function install(): Promise<void> {
+  const missing = Object.entries(NEEDED)
+    .filter(([, file]) => !existsSync(file))
+    .map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const argv = ["apt-get", "install", "-y", "--no-install-recommends", ...missing];
+  let r = await cmd(argv, { env, timeout: 600_000 });
+  if (r.code !== 0) {
+    const u = await cmd(["apt-get", "update"], { env, timeout: 300_000 });
+    if (u.code !== 0) throw new Error(`apt-get update failed:\n${describe(u)}`);
+    r = await cmd(argv, { env, timeout: 600_000 });
+  }
+  if (r.code !== 0) throw new Error(`installing ${missing.join(" ")} failed:\n${describe(r)}`);
+}
