@@ -4,66 +4,53 @@
  * directory, the busybox image from an OCI layout tarball (`ctr images import`). Requires
  * root; installs the managers when missing; boots 2 VMs at once.
  */
-import { afterAll, beforeAll, describe, test } from "bun:test";
+import { describe } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkExecSteps } from "./lib/cli.ts";
 import { buildImage, IMAGE } from "./lib/image.ts";
 import { Containerd } from "./lib/managers.ts";
-import { ensurePackages } from "./lib/packages.ts";
-import { type Cmd, jobs, Slots, sleep, waitFor } from "./lib/proc.ts";
-import { type Scenario, start } from "./lib/scenario.ts";
-import { BIN, checkPrerequisites, installRuntimeConfig, Workspace } from "./lib/workspace.ts";
+import { type Cmd, countLines, sleep, waitFor } from "./lib/proc.ts";
+import type { Scenario } from "./lib/scenario.ts";
+import { BOOT_MS, suite } from "./lib/suite.ts";
+import { BIN } from "./lib/workspace.ts";
 
-const SETUP_MS = 600_000;
-const TEST_MS = 600_000;
-const BOOT_MS = 120_000;
-
-let ws: Workspace | undefined;
-let containerd: Containerd;
-const runs: Record<string, Promise<Scenario>> = {};
+let containerd: Containerd | undefined;
 
 function runtimeLogs(): string[] {
   return containerd ? [join(containerd.runcRoot, containerd.ns, "cc-oci-runtime.log")] : [];
 }
 
 /** `ctr run` with the runtime under test, its state under the workspace. */
-function ctrRun(flags: string[], id: string, args: string[], timeout = BOOT_MS): Promise<Cmd> {
-  return containerd.ctr(
-    ["run", ...flags, "--runc-binary", BIN, "--runc-root", containerd.runcRoot, IMAGE, id, ...args],
-    { timeout },
-  );
+function ctrRun(c: Containerd, flags: string[], id: string, args: string[], timeout = BOOT_MS): Promise<Cmd> {
+  return c.ctr(["run", ...flags, "--runc-binary", BIN, "--runc-root", c.runcRoot, IMAGE, id, ...args], {
+    timeout,
+  });
 }
 
 const fileText = (f: string) => (existsSync(f) ? readFileSync(f, "utf8") : "");
-const count = (text: string, re: RegExp) => text.match(new RegExp(re.source, "gm"))?.length ?? 0;
 
 /** The STATUS column of `ctr task ls` for `id`, recorded as step `key`. */
-async function taskStatus(s: Scenario, key: string, id: string): Promise<string | undefined> {
-  const r = await containerd.ctr(["task", "ls"], { timeout: 30_000 });
+async function taskStatus(c: Containerd, s: Scenario, key: string, id: string): Promise<string | undefined> {
+  const r = await c.ctr(["task", "ls"], { timeout: 30_000 });
   s.steps[key] = r;
   const row = r.stdout.split("\n").find((l) => l.split(/\s+/)[0] === id);
   return row?.trim().split(/\s+/)[2];
 }
 
-beforeAll(async () => {
-  checkPrerequisites();
-  await ensurePackages();
-  ws = new Workspace("containerd");
-  ws.onTeardown("runtime config", installRuntimeConfig());
-  containerd = await Containerd.start(ws);
-  ws.onTeardown("ctr containers", () => containerd.removeAll());
+const e2e = suite("containerd", runtimeLogs, async (ws, go) => {
+  const c = await Containerd.start(ws);
+  containerd = c;
+  ws.onTeardown("ctr containers", () => c.removeAll());
   const image = await buildImage(ws.path("image"));
-  await containerd.importImage(image.ociTar);
-
-  const slots = new Slots(jobs());
-  const go = (name: string, body: (s: Scenario) => Promise<void>) => start(slots, name, runtimeLogs, body);
+  await c.importImage(image.ociTar);
   const log = ws.path("c-long.log");
 
-  runs.long = go("ctr run -d", async (s) => {
+  go("long", "ctr run -d", async (s) => {
     const id = "c-long";
     await s.need(
       "run",
-      ctrRun(["-d", "--log-uri", `file://${log}`], id, [
+      ctrRun(c, ["-d", "--log-uri", `file://${log}`], id, [
         "sh",
         "-c",
         'trap "echo got-term; exit 7" TERM; echo ready; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done',
@@ -74,7 +61,7 @@ beforeAll(async () => {
       () => (/^ready$/m.test(fileText(log)) ? true : undefined),
       BOOT_MS,
     );
-    const ls = await containerd.ctr(["task", "ls"]);
+    const ls = await c.ctr(["task", "ls"]);
     s.steps.ls = ls;
     s.facts.pid = Number(
       ls.stdout
@@ -86,24 +73,24 @@ beforeAll(async () => {
 
     await s.step(
       "exec",
-      containerd.ctr(["task", "exec", "--exec-id", "e1", id, "sh", "-c", 'echo "exec-says-$((40+2))"'], {
+      c.ctr(["task", "exec", "--exec-id", "e1", id, "sh", "-c", 'echo "exec-says-$((40+2))"'], {
         timeout: 60_000,
       }),
     );
     await s.step(
       "execStatus",
-      containerd.ctr(["task", "exec", "--exec-id", "e2", id, "sh", "-c", "exit 5"], { timeout: 60_000 }),
+      c.ctr(["task", "exec", "--exec-id", "e2", id, "sh", "-c", "exit 5"], { timeout: 60_000 }),
     );
-    await s.step("ps", containerd.ctr(["task", "ps", id], { timeout: 60_000 }));
+    await s.step("ps", c.ctr(["task", "ps", id], { timeout: 60_000 }));
 
-    const ticks = () => count(fileText(log), /^tick /);
-    await s.step("pause", containerd.ctr(["task", "pause", id], { timeout: 60_000 }));
-    s.facts.pausedStatus = await taskStatus(s, "lsPaused", id);
+    const ticks = () => countLines(fileText(log), /^tick /);
+    await s.step("pause", c.ctr(["task", "pause", id], { timeout: 60_000 }));
+    s.facts.pausedStatus = await taskStatus(c, s, "lsPaused", id);
     const t1 = ticks();
     await sleep(2_500);
     s.facts.ticksWhilePaused = ticks() - t1;
-    await s.step("resume", containerd.ctr(["task", "resume", id], { timeout: 60_000 }));
-    s.facts.resumedStatus = await taskStatus(s, "lsResumed", id);
+    await s.step("resume", c.ctr(["task", "resume", id], { timeout: 60_000 }));
+    s.facts.resumedStatus = await taskStatus(c, s, "lsResumed", id);
     const t2 = ticks();
     s.facts.ticksAfterResume = await waitFor(
       "ticks after resume",
@@ -112,11 +99,11 @@ beforeAll(async () => {
     ).catch(() => 0);
 
     // ctr task kill: SIGTERM by default.
-    await s.step("kill", containerd.ctr(["task", "kill", id], { timeout: 60_000 }));
+    await s.step("kill", c.ctr(["task", "kill", id], { timeout: 60_000 }));
     s.facts.killedStatus = await waitFor(
       "the task to stop",
       async () => {
-        const st = await taskStatus(s, "lsStopped", id);
+        const st = await taskStatus(c, s, "lsStopped", id);
         return st === "STOPPED" ? st : undefined;
       },
       30_000,
@@ -126,93 +113,56 @@ beforeAll(async () => {
       .filter((l) => !l.startsWith("tick "))
       .join("\n");
     // ctr reports a non-zero exit status of the deleted task as a warning.
-    await s.step("delete", containerd.ctr(["task", "delete", id], { timeout: 60_000 }));
-    await s.step("containerDelete", containerd.ctr(["containers", "delete", id], { timeout: 60_000 }));
+    await s.step("delete", c.ctr(["task", "delete", id], { timeout: 60_000 }));
+    await s.step("containerDelete", c.ctr(["containers", "delete", id], { timeout: 60_000 }));
   });
 
-  runs.rm = go("ctr run --rm", async (s) => {
-    await s.step("run", ctrRun(["--rm"], "c-rm", ["echo", "hi"]));
-    s.steps.ls = await containerd.ctr(["containers", "ls", "-q"]);
+  go("rm", "ctr run --rm", async (s) => {
+    await s.step("run", ctrRun(c, ["--rm"], "c-rm", ["echo", "hi"]));
+    s.steps.ls = await c.ctr(["containers", "ls", "-q"]);
   });
-}, SETUP_MS);
-
-afterAll(async () => {
-  await Promise.race([Promise.all(Object.values(runs)), sleep(180_000)]);
-  await ws?.teardown();
-}, SETUP_MS);
-
-const get = (k: string) => {
-  const p = runs[k];
-  if (!p) throw new Error(`scenario ${k} never started: the set-up failed`);
-  return p;
-};
+});
 
 describe("ctr --runc-binary cc-oci-runtime", () => {
-  test(
-    "ctr run --rm IMAGE echo hi",
-    async () => {
-      const s = await get("rm");
-      s.check("run", { code: 0, stdout: "hi\n" });
-      const ls = s.check("ls", { code: 0 });
-      if (ls.stdout.split("\n").includes("c-rm"))
-        throw new Error(s.explain("ls", "c-rm is still there after --rm"));
-    },
-    TEST_MS,
-  );
+  e2e.test("ctr run --rm IMAGE echo hi", "rm", (s) => {
+    s.check("run", { code: 0, stdout: "hi\n" });
+    const ls = s.check("ls", { code: 0 });
+    if (ls.stdout.split("\n").includes("c-rm"))
+      throw new Error(s.explain("ls", "c-rm is still there after --rm"));
+  });
 
-  test(
-    "ctr run -d, then task exec",
-    async () => {
-      const s = await get("long");
-      s.check("run", { code: 0, stdout: "" });
-      s.check("exec", { code: 0, stdout: "exec-says-42\n" });
-      s.check("execStatus", { code: 5, stdout: "" });
-    },
-    TEST_MS,
-  );
+  e2e.test("ctr run -d, then task exec", "long", (s) => {
+    s.check("run", { code: 0, stdout: "" });
+    checkExecSteps(s, 5);
+  });
 
-  test(
-    "task ps: lists the task's host pid",
-    async () => {
-      const s = await get("long");
-      const pid = s.fact<number>("pid", (v) => v > 0, "the task's pid from ctr task ls", "ls");
-      const out = s.check("ps", { code: 0, stdout: /^PID\s+INFO/ }).stdout;
-      if (!out.split("\n").some((l) => l.split(/\s+/)[0] === String(pid))) {
-        throw new Error(s.explain("ps", `no row for the task's pid ${pid}`));
-      }
-    },
-    TEST_MS,
-  );
+  e2e.test("task ps: lists the task's host pid", "long", (s) => {
+    const pid = s.fact<number>("pid", (v) => v > 0, "the task's pid from ctr task ls", "ls");
+    const out = s.check("ps", { code: 0, stdout: /^PID\s+INFO/ }).stdout;
+    if (!out.split("\n").some((l) => l.split(/\s+/)[0] === String(pid))) {
+      throw new Error(s.explain("ps", `no row for the task's pid ${pid}`));
+    }
+  });
 
-  test(
-    "task pause / resume: the workload stops and goes on",
-    async () => {
-      const s = await get("long");
-      s.check("pause", { code: 0 });
-      s.fact<string>("pausedStatus", (v) => v === "PAUSED", "PAUSED in ctr task ls", "lsPaused");
-      s.fact<number>(
-        "ticksWhilePaused",
-        (v) => v <= 1,
-        "no output while paused (at most one in flight)",
-        "pause",
-      );
-      s.check("resume", { code: 0 });
-      s.fact<string>("resumedStatus", (v) => v === "RUNNING", "RUNNING in ctr task ls", "lsResumed");
-      s.fact<number>("ticksAfterResume", (v) => v > 2, "output again after resume", "resume");
-    },
-    TEST_MS,
-  );
+  e2e.test("task pause / resume: the workload stops and goes on", "long", (s) => {
+    s.check("pause", { code: 0 });
+    s.fact<string>("pausedStatus", (v) => v === "PAUSED", "PAUSED in ctr task ls", "lsPaused");
+    s.fact<number>(
+      "ticksWhilePaused",
+      (v) => v <= 1,
+      "no output while paused (at most one in flight)",
+      "pause",
+    );
+    s.check("resume", { code: 0 });
+    s.fact<string>("resumedStatus", (v) => v === "RUNNING", "RUNNING in ctr task ls", "lsResumed");
+    s.fact<number>("ticksAfterResume", (v) => v > 2, "output again after resume", "resume");
+  });
 
-  test(
-    "task kill: SIGTERM reaches the trap, the task stops with its status (7)",
-    async () => {
-      const s = await get("long");
-      s.check("kill", { code: 0 });
-      s.fact<string>("killedStatus", (v) => v === "STOPPED", "STOPPED in ctr task ls", "lsStopped");
-      s.fact<string>("log", (v) => /^got-term$/m.test(v), "got-term in the task's log", "kill");
-      s.check("delete", { code: 0, stderr: /exit code 7\b/ });
-      s.check("containerDelete", { code: 0 });
-    },
-    TEST_MS,
-  );
+  e2e.test("task kill: SIGTERM reaches the trap, the task stops with its status (7)", "long", (s) => {
+    s.check("kill", { code: 0 });
+    s.fact<string>("killedStatus", (v) => v === "STOPPED", "STOPPED in ctr task ls", "lsStopped");
+    s.fact<string>("log", (v) => /^got-term$/m.test(v), "got-term in the task's log", "kill");
+    s.check("delete", { code: 0, stderr: /exit code 7\b/ });
+    s.check("containerDelete", { code: 0 });
+  });
 });

@@ -129,3 +129,8 @@ export function jobs(): number {
   const n = Number(process.env.CC_E2E_JOBS);
   return Number.isInteger(n) && n > 0 ? n : 3;
 }
+
+/** How many lines of `text` match `re` (anchored with ^ and $ per line). */
+export function countLines(text: string, re: RegExp): number {
+  return text.match(new RegExp(re.source, "gm"))?.length ?? 0;
+}
