@@ -37,7 +37,6 @@ import { Qmp } from "./qmp.ts";
 
 export const TEMPLATES_DIR = ".templates";
 export const SNAPSHOT = "snapshot";
-const TEMPLATE_BOOT_MS = 60_000;
 const MIGRATE_POLL_MS = 20;
 const MIGRATE_MS = 60_000;
 const HELLO_MS = 250;
@@ -80,6 +79,7 @@ export async function ensureTemplate(
   r: ResolvedBundle,
   plan: VmPlan,
   log: Logger,
+  bootTimeoutMs: number,
 ): Promise<string> {
   const top = join(root, TEMPLATES_DIR);
   const key = templateKey(r, plan);
@@ -94,7 +94,7 @@ export async function ensureTemplate(
     for (const old of readdirSync(top))
       if (old !== ".lock") rmSync(join(top, old), { recursive: true, force: true });
     const build = join(top, `${key}.build`);
-    await buildTemplate(r, build, log);
+    await buildTemplate(r, build, log, bootTimeoutMs);
     renameSync(build, join(top, key));
     log.info(`built VM template ${join(top, key)}`);
     return snapshot;
@@ -113,7 +113,7 @@ function exists(path: string): boolean {
   }
 }
 
-async function buildTemplate(r: ResolvedBundle, dir: string, log: Logger): Promise<void> {
+async function buildTemplate(r: ResolvedBundle, dir: string, log: Logger, bootTimeoutMs: number): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
@@ -124,18 +124,21 @@ async function buildTemplate(r: ResolvedBundle, dir: string, log: Logger): Promi
   void qemu.exited.then((c) => {
     exited = c;
   });
+  // The same words as a cold boot's errors (standin/container.ts): one bound, one story.
   const fail = (what: string) =>
-    new RuntimeError(`building the VM template: ${what}; console: ${consoleTail(dir)}`);
+    new RuntimeError(
+      `building the VM template: ${what}${exited !== undefined ? ` (hypervisor exited with status ${exited})` : ""}; console: ${consoleTail(dir)}`,
+    );
   const cwd = process.cwd();
   process.chdir(dir);
   try {
-    const deadline = Date.now() + TEMPLATE_BOOT_MS;
+    const deadline = Date.now() + bootTimeoutMs;
     const sock = await connectUnixRetry(
       socketPath(dir, VM_FILES.agent),
       deadline,
       () => exited === undefined,
     ).catch(() => {
-      throw fail("the hypervisor did not start");
+      throw fail("the hypervisor did not open the agent socket");
     });
     const agent = new Channel(socketTransport(sock));
     let ready = false;
@@ -145,7 +148,7 @@ async function buildTemplate(r: ResolvedBundle, dir: string, log: Logger): Promi
         () => false,
       );
     }
-    if (!ready) throw fail("the guest agent did not come up");
+    if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
     await qmp.execute("migrate", { uri: `exec:cat > ${SNAPSHOT}` });

@@ -75,9 +75,10 @@ export async function create(
   const dir = app.store.reserve(id);
   try {
     const plan = planVm(r, dir, id);
+    const timeout = bootTimeoutMs(plan.accel.accel);
     let incoming: string | undefined;
     if (templatingEnabled(r)) {
-      incoming = await ensureTemplate(app.opts.root, r, plan, app.logger);
+      incoming = await ensureTemplate(app.opts.root, r, plan, app.logger, timeout);
       plan.args.push(...INCOMING_ARGS);
       app.logger.debug(`${id}: starting from template ${incoming}`);
     }
@@ -104,7 +105,6 @@ export async function create(
       },
     });
     app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
-    const timeout = bootTimeoutMs(plan.accel.accel);
     const launch: ContainerLaunch = {
       kind: "container",
       id,
