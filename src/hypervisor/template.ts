@@ -113,7 +113,12 @@ function exists(path: string): boolean {
   }
 }
 
-async function buildTemplate(r: ResolvedBundle, dir: string, log: Logger, bootTimeoutMs: number): Promise<void> {
+async function buildTemplate(
+  r: ResolvedBundle,
+  dir: string,
+  log: Logger,
+  bootTimeoutMs: number,
+): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
