@@ -26,7 +26,7 @@
  * bench/results/guest-<date>.json.
  */
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { BIN } from "../tests/lib/cli.ts";
@@ -35,9 +35,8 @@ import { CLK_TCK, now } from "./lib/clock.ts";
 import { GuestBench, SETTLE_MS } from "./lib/guest-phases.ts";
 import { GUEST_REPORT } from "./lib/guest-report.ts";
 import { foreignQemus, processesUnder } from "./lib/proc.ts";
+import { resultFile } from "./lib/report.ts";
 import { summary, table } from "./lib/stats.ts";
-
-const RESULTS_DIR = join(import.meta.dir, "results");
 
 function parseArgs(argv: string[]): { runs: number } {
   let runs = 3;
@@ -123,9 +122,7 @@ async function main(): Promise<number> {
     leftQemu.length ? `LEFT BEHIND: ${JSON.stringify(leftQemu)}` : "no QEMU or stand-in left behind",
   );
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().slice(0, 19).replace(/:/g, "");
-  const file = join(RESULTS_DIR, `guest-${stamp}.json`);
+  const file = resultFile("guest", started);
   const json = {
     date: started.toISOString(),
     runs,

@@ -16,9 +16,9 @@
  * deleted with --force, every temporary directory removed, and the bench fails if any
  * process of its own (QEMU, stand-in) is left.
  */
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { chooseAccel } from "../src/hypervisor/accel.ts";
 import { makeBundle } from "../tests/lib/bundle.ts";
 import { BIN } from "../tests/lib/cli.ts";
@@ -33,11 +33,9 @@ import { hostInfo } from "./lib/host.ts";
 import { memorySection, VM_SETTLE_MS } from "./lib/memory.ts";
 import { type Options, parseOptions } from "./lib/options.ts";
 import { foreignQemus } from "./lib/proc.ts";
-import { Results } from "./lib/report.ts";
+import { Results, resultFile } from "./lib/report.ts";
 import { startSection } from "./lib/start.ts";
 import { summaryTables } from "./lib/summary.ts";
-
-const RESULTS_DIR = join(import.meta.dir, "results");
 
 class Suite {
   readonly results = new Results();
@@ -203,9 +201,7 @@ async function main(): Promise<number> {
     left.length ? `LEFT BEHIND: ${JSON.stringify(left)}` : "- no QEMU, stand-in or container left behind",
   );
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().slice(0, 19).replace(/:/g, "");
-  const file = join(RESULTS_DIR, `bench-${stamp}.json`);
+  const file = resultFile("bench", started);
   const json = {
     date: started.toISOString(),
     title,

@@ -3,6 +3,8 @@
  * of one figure over run i of another, both measured in the same round), rendered as
  * Markdown tables (min / median / max) and as JSON.
  */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { summary } from "./stats.ts";
 
 export type Unit = "ms" | "MiB" | "count" | "x";
@@ -135,4 +137,11 @@ export function mdTable(head: string[], rows: string[][]): string[] {
     `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 2)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(head), rule, ...rows.map(line)];
+}
+
+/** bench/results/KIND-<UTC date and time>.json, the directory made if needed. */
+export function resultFile(kind: string, started: Date): string {
+  const dir = join(import.meta.dir, "..", "results");
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${kind}-${started.toISOString().slice(0, 19).replace(/:/g, "")}.json`);
 }
