@@ -26,6 +26,16 @@ export const NAMES: Record<ContenderKey | "floor", string> = {
   floor: "bare QEMU boot (floor)",
 };
 
+/** The ratios the suite reports, numerator / denominator, in reading order. */
+export const RATIO_PAIRS: [ContenderKey | "floor", ContenderKey | "floor"][] = [
+  ["cc", "runc"],
+  ["cc", "crun"],
+  ["cc", "floor"],
+  ["cc-template", "cc"],
+  ["cc-template", "runc"],
+  ["cc-template", "floor"],
+];
+
 export interface CallResult {
   code: number;
   stdout: string;

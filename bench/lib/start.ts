@@ -9,7 +9,7 @@
  * CC_OCI_TEMPLATE=1 may build on its first use (its time is kept in the JSON).
  */
 import { now, withTimeout } from "./clock.ts";
-import { type Contender, NAMES } from "./contenders.ts";
+import { type Contender, NAMES, RATIO_PAIRS } from "./contenders.ts";
 import { type Ctx, ECHO_TEXT, rotate } from "./context.ts";
 import type { Floor } from "./floor.ts";
 import { median } from "./stats.ts";
@@ -108,15 +108,7 @@ export async function startSection(ctx: Ctx, contenders: Contender[], floor?: Fl
   res.raw.startWarmupMs = warmup;
 
   for (const m of ["run", "first"] as const) {
-    const pairs: [string, string][] = [
-      ["cc", "runc"],
-      ["cc", "crun"],
-      ["cc", "floor"],
-      ["cc-template", "cc"],
-      ["cc-template", "runc"],
-      ["cc-template", "floor"],
-    ];
-    for (const [a, b] of pairs) {
+    for (const [a, b] of RATIO_PAIRS) {
       const key = (x: string) => (x === "floor" ? "start.floor.marker" : `start.${m}.${x}`);
       const nm = (x: string) => (x === "floor" ? "QEMU floor" : NAMES[x as keyof typeof NAMES]);
       res.ratio(S, key(a), key(b), `${nm(a)} / ${nm(b)}`);

@@ -3,7 +3,7 @@
  * (one column each), and the ratios (median, with min-max over the rounds) of
  * cc-oci-runtime against the others.
  */
-import { NAMES } from "./contenders.ts";
+import { NAMES, RATIO_PAIRS } from "./contenders.ts";
 import { fmtValue, mdTable, type Results } from "./report.ts";
 import { summary } from "./stats.ts";
 
@@ -27,14 +27,7 @@ function figureRows(memN: number): [string, (c: Col) => string][] {
   ];
 }
 
-const PAIRS: [Col, Col][] = [
-  ["cc", "runc"],
-  ["cc", "crun"],
-  ["cc", "floor"],
-  ["cc-template", "cc"],
-  ["cc-template", "runc"],
-  ["cc-template", "floor"],
-];
+const PAIRS: [Col, Col][] = RATIO_PAIRS;
 
 const short = (c: Col) =>
   c === "floor" ? "QEMU floor" : c === "cc-template" ? "template" : c === "cc" ? "cc-oci-runtime" : c;
