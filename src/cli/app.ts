@@ -3,6 +3,7 @@ import { NAME } from "../config/build.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { type LogFormat, Logger, type LoggerOptions } from "../log/logger.ts";
 import { StateStore } from "../state/store.ts";
+import { realPath } from "../sys/mounts.ts";
 
 export const DEFAULT_ROOT = "/run/opencontainer/containers";
 
@@ -23,8 +24,13 @@ export class App {
   /** Handed to stand-ins so that they log where this call does. */
   readonly loggerOptions: LoggerOptions;
   readonly store: StateStore;
+  readonly opts: GlobalOptions;
 
-  constructor(readonly opts: GlobalOptions) {
+  constructor(given: GlobalOptions) {
+    // One spelling of the root everywhere: absolute and symlink-free, as mountinfo shows
+    // paths (a relative or symlinked --root must not hide the mounts below it).
+    const opts = { ...given, root: realPath(given.root) };
+    this.opts = opts;
     if (opts.logFormat !== "text" && opts.logFormat !== "json") {
       throw new RuntimeError(`--log-format: expected text or json, got ${JSON.stringify(opts.logFormat)}`);
     }

@@ -19,35 +19,63 @@ export interface AccelChoice {
   reason: string;
 }
 
-export function kvmUsable(): { ok: boolean; reason: string } {
-  if (!existsSync("/dev/kvm")) return { ok: false, reason: "no /dev/kvm" };
-  try {
-    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
-  } catch {
-    return { ok: false, reason: "/dev/kvm is not read-writable" };
-  }
-  if (existsSync("/sys/module/kvm_pvm")) {
+/** What the probe reads of the host: an interface so that tests can give it any host. */
+export interface HostFacts {
+  exists(path: string): boolean;
+  readWrite(path: string): boolean;
+  read(path: string): string;
+  kernelLog(): string;
+}
+
+export const realHost: HostFacts = {
+  exists: existsSync,
+  readWrite(path) {
+    try {
+      accessSync(path, constants.R_OK | constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  read: readOr,
+  kernelLog() {
+    try {
+      return execFileSync("dmesg", { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    } catch {
+      return ""; // dmesg may be restricted: cpuinfo is the last source.
+    }
+  },
+};
+
+export function kvmUsable(host: HostFacts = realHost): { ok: boolean; reason: string } {
+  if (!host.exists("/dev/kvm")) return { ok: false, reason: "no /dev/kvm" };
+  if (!host.readWrite("/dev/kvm")) return { ok: false, reason: "/dev/kvm is not read-writable" };
+  if (host.exists("/sys/module/kvm_pvm")) {
     return { ok: false, reason: "/dev/kvm is PVM (kvm_pvm): it cannot run a stock guest kernel" };
   }
   return { ok: true, reason: "/dev/kvm usable" };
 }
 
-export function chooseAccel(explicit?: string): AccelChoice {
-  const wanted = explicit ?? process.env.CC_OCI_ACCEL ?? "auto";
+export function chooseAccel(
+  explicit?: string,
+  host: HostFacts = realHost,
+  env: Record<string, string | undefined> = process.env,
+): AccelChoice {
+  const wanted = explicit ?? env.CC_OCI_ACCEL ?? "auto";
   let accel: Accel;
   let reason: string;
   if (wanted === "kvm" || wanted === "tcg") {
     accel = wanted;
     reason = "configured";
   } else {
-    const probe = kvmUsable();
+    const probe = kvmUsable(host);
     accel = probe.ok ? "kvm" : "tcg";
     reason = probe.reason;
   }
   if (accel === "kvm") return { accel, cpu: "host", kernelParams: [], reason };
   // Under TCG the guest reads the host's TSC; microvm has no PIT/HPET to calibrate it
   // against and hangs in timer setup unless told the frequency.
-  const khz = hostTscKhz();
+  const khz = host === realHost ? hostTscKhz() : readTscKhz(host);
   return { accel, cpu: "max", kernelParams: khz ? [`tsc_early_khz=${khz}`] : [], reason };
 }
 
@@ -55,24 +83,19 @@ let tscCache: number | undefined;
 
 /** The host TSC frequency in kHz (sysfs, then the kernel log, then cpuinfo with constant_tsc). */
 export function hostTscKhz(): number | undefined {
-  tscCache ??= readTscKhz();
+  tscCache ??= readTscKhz(realHost);
   return tscCache;
 }
 
-function readTscKhz(): number | undefined {
-  const fromSysfs = readOr("/sys/devices/system/cpu/cpu0/tsc_freq_khz").trim();
+export function readTscKhz(host: HostFacts): number | undefined {
+  const fromSysfs = host.read("/sys/devices/system/cpu/cpu0/tsc_freq_khz").trim();
   if (/^\d+$/.test(fromSysfs)) return Number(fromSysfs);
-  let log = "";
-  try {
-    log = execFileSync("dmesg", { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  } catch {
-    // dmesg may be restricted: fall through to cpuinfo.
-  }
+  const log = host.kernelLog();
   const mhz =
     /tsc: Refined TSC clocksource calibration: ([\d.]+) MHz/.exec(log)?.[1] ??
     /tsc: Detected ([\d.]+) MHz processor/.exec(log)?.[1];
   if (mhz) return Math.round(Number(mhz) * 1000);
-  const cpuinfo = readOr("/proc/cpuinfo");
+  const cpuinfo = host.read("/proc/cpuinfo");
   if (/^flags.*\bconstant_tsc\b/m.test(cpuinfo)) {
     const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1];
     if (m) return Math.round(Number(m) * 1000);

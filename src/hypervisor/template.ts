@@ -13,16 +13,7 @@
  *   <root>/.templates/.lock            one builder at a time
  */
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
@@ -31,6 +22,7 @@ import { Channel } from "../protocol/channel.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
+import { unmountAndRemove } from "../sys/mounts.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { consoleTail, planVm, socketPath, VM_FILES, type VmPlan } from "./launcher.ts";
 import { Qmp } from "./qmp.ts";
@@ -91,8 +83,7 @@ export async function ensureTemplate(
     libc().flock(lock, LOCK_EX);
     if (exists(snapshot)) return snapshot;
     // Templates of other configurations are stale: this one replaces them.
-    for (const old of readdirSync(top))
-      if (old !== ".lock") rmSync(join(top, old), { recursive: true, force: true });
+    for (const old of readdirSync(top)) if (old !== ".lock") unmountAndRemove(join(top, old));
     const build = join(top, `${key}.build`);
     await buildTemplate(r, build, log, bootTimeoutMs);
     renameSync(build, join(top, key));
@@ -119,7 +110,7 @@ async function buildTemplate(
   log: Logger,
   bootTimeoutMs: number,
 ): Promise<void> {
-  rmSync(dir, { recursive: true, force: true });
+  unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
   const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
@@ -165,7 +156,7 @@ async function buildTemplate(
     log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes`);
   } catch (err) {
     if (exited === undefined) process.kill(qemu.pid, "SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    unmountAndRemove(dir);
     throw err;
   } finally {
     process.chdir(cwd);

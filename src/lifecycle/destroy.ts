@@ -2,13 +2,10 @@
  * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
  * Used by delete, and by create/start when they fail part-way ("as if never tried").
  */
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { VM_FILES } from "../hypervisor/launcher.ts";
 import type { StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
+import { unmountAndRemove } from "../sys/mounts.ts";
 import { isAlive } from "../sys/proc.ts";
-import { unmountBelow } from "./shares.ts";
 
 const KILL_WAIT_MS = 3_000;
 
@@ -32,8 +29,7 @@ export async function killVm(state: StoredState | undefined): Promise<void> {
 export async function destroy(store: StateStore, id: string): Promise<void> {
   const dir = store.dir(id);
   await killVm(store.tryRead(id));
-  if (existsSync(dir)) {
-    unmountBelow(join(dir, VM_FILES.shared));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // Everything mounted below the directory (the share: the user's rootfs and volumes)
+  // is unmounted and verified gone before anything is removed.
+  unmountAndRemove(dir);
 }

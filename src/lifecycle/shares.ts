@@ -3,7 +3,7 @@
  * sources of its bind mounts, each bind-mounted under it on the host, so that one 9p
  * share carries them all (a 9p share must be a directory; Docker's resolv.conf is a file).
  */
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { cstr, errno, libc, ptr } from "../sys/libc.ts";
@@ -14,7 +14,6 @@ const MS_REMOUNT = 32;
 const MS_BIND = 4096;
 const MS_REC = 16384;
 const MS_PRIVATE = 1 << 18;
-const MNT_DETACH = 2;
 
 function mountCall(source: string, target: string, flags: number): number {
   const none = cstr("");
@@ -34,25 +33,5 @@ export function bindShares(sharedDir: string, shares: HostShare[]): void {
     if (s.readonly && mountCall("none", target, MS_BIND | MS_REMOUNT | MS_RDONLY) !== 0) {
       throw new RuntimeError(`cannot make ${target} read-only: errno ${errno()}`);
     }
-  }
-}
-
-/** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo). */
-export function mountsBelow(dir: string): string[] {
-  const unescapeOctal = (p: string) =>
-    p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => unescapeOctal(l.split(" ")[4] ?? ""))
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-}
-
-/** Unmounts everything below `dir` (lazily: a busy mount never blocks cleanup). */
-export function unmountBelow(dir: string): void {
-  for (let round = 0; round < 4; round++) {
-    const mounts = mountsBelow(dir);
-    if (mounts.length === 0) return;
-    for (const m of mounts) libc().umount2(cstr(m), MNT_DETACH);
   }
 }

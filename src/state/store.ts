@@ -6,12 +6,12 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
+import { unmountAndRemove } from "../sys/mounts.ts";
 import { StoredState } from "./schema.ts";
 
 /** runc's rule, anchored: no path separators, no "..", no NUL, not empty. */
@@ -103,7 +103,7 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    rmSync(this.dir(id), { recursive: true, force: true });
+    unmountAndRemove(this.dir(id));
   }
 
   withLock<T>(id: string, fn: () => T): T {

@@ -1,7 +1,14 @@
 /** Driving the built runtime (bin/cc-oci-runtime) in VM tests. */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
+
+/** This host's boot id: a guest kernel has its own, whatever its version (same 6.1 or not). */
+export const HOST_BOOT_ID = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+
+/** Every test root made by this test process, so that the last test file can remove them. */
+const allRoots: Runtime[] = [];
 
 export interface RtOptions {
   stdin?: string | Uint8Array;
@@ -10,13 +17,42 @@ export interface RtOptions {
   env?: Record<string, string>;
 }
 
+export interface RootOptions {
+  /** The real root directory (default: a new temporary one). */
+  root?: string;
+  /** How `--root` is spelled on the command line (through a symlink, relative...). */
+  rootArg?: string;
+  /** The runtime's working directory (for a relative `rootArg`). */
+  cwd?: string;
+}
+
 export class Runtime {
-  readonly root = tempDir("cc-oci-root-");
-  readonly log = join(this.root, "log.json");
+  readonly root: string;
+  readonly log: string;
+  private readonly rootArg: string;
+  private readonly cwd?: string;
   private calls = 0;
 
+  constructor(opts: RootOptions = {}) {
+    this.root = opts.root ?? tempDir("cc-oci-root-");
+    this.log = join(this.root, "log.json");
+    this.rootArg = opts.rootArg ?? this.root;
+    this.cwd = opts.cwd;
+    allRoots.push(this);
+  }
+
+  /**
+   * Deletes what containers are left, then the root with its templates (~100 MB each): only
+   * after checking that nothing is mounted below it, and without crossing filesystems.
+   */
+  async dispose(): Promise<void> {
+    if (!existsSync(this.root)) return;
+    for (const id of this.leftovers()) await this.run(["delete", "--force", id]);
+    unmountAndRemove(this.root);
+  }
+
   argv(args: string[]): string[] {
-    return [BIN, "--root", this.root, "--log", this.log, "--log-format", "json", ...args];
+    return [BIN, "--root", this.rootArg, "--log", this.log, "--log-format", "json", ...args];
   }
 
   /**
@@ -37,6 +73,7 @@ export class Runtime {
       stdout: Bun.file(outFile),
       stderr: Bun.file(errFile),
       env: { ...process.env, ...opts.env },
+      cwd: this.cwd,
     });
     const code = await child.exited;
     const bytes = new Uint8Array(readFileSync(outFile));
@@ -81,4 +118,18 @@ export function qemuProcesses(): number[] {
     }
   }
   return out;
+}
+
+/** Removes every root of this process's tests; returns those that could not be removed. */
+export async function disposeAllRoots(): Promise<string[]> {
+  const left: string[] = [];
+  for (const rt of allRoots) {
+    try {
+      await rt.dispose();
+    } catch (err) {
+      left.push(`${rt.root}: ${(err as Error).message}`);
+    }
+    if (existsSync(rt.root)) left.push(realPath(rt.root));
+  }
+  return left;
 }

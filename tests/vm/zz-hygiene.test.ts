@@ -1,7 +1,7 @@
 /** Runs last (files run in name order): nothing the VM tests started may still be running. */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { qemuProcesses } from "../lib/runtime.ts";
+import { disposeAllRoots, qemuProcesses } from "../lib/runtime.ts";
 
 test("after the VM suite: no qemu-system and no stand-in from the tests remain", async () => {
   await Bun.sleep(500);
@@ -17,4 +17,8 @@ test("after the VM suite: no qemu-system and no stand-in from the tests remain",
       }
     });
   expect(standins).toEqual([]);
+});
+
+test("after the VM suite: every test root, templates included, is removed", async () => {
+  expect(await disposeAllRoots()).toEqual([]);
 });
