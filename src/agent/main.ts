@@ -44,6 +44,13 @@ export async function runAgent(_argv: string[]): Promise<void> {
     ps: (args) => containers.ps(args),
     stats: (args) => containers.stats(args),
     update: (args) => containers.update(args),
+    // The VM's own state: the stand-in's hub answers these on the host.
+    pause: async () => {
+      throw new Error("pause is done by the host (QMP), not the agent");
+    },
+    resume: async () => {
+      throw new Error("resume is done by the host (QMP), not the agent");
+    },
     shutdown: async () => {
       // Data is on disk when the host hears back: it may then stop the VM without waiting.
       syncFilesystems();

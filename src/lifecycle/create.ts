@@ -13,6 +13,7 @@ import { planVm } from "../hypervisor/launcher.ts";
 import { ensureTemplate, INCOMING_ARGS, templatingEnabled } from "../hypervisor/template.ts";
 import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
+import { advance } from "../state/transitions.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { destroy } from "./destroy.ts";
 import { guestConfig } from "./guest-config.ts";
@@ -72,9 +73,34 @@ export async function create(
   if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
-  const dir = app.store.reserve(id);
+  const dir = app.store.dir(id);
+  const plan = planVm(r, dir, id);
+  // The state exists from the first moment (`creating`, with this process as its writer),
+  // so that `state`, `start` and `delete` answer for it while the VM boots.
+  app.store.reserve(id, {
+    ociVersion: OCI_VERSION,
+    id,
+    status: "creating",
+    bundle: r.bundle,
+    rootfs: r.rootfs,
+    created: new Date().toISOString(),
+    owner: ownerName(),
+    annotations: r.oci.annotations ?? {},
+    creator: hostProcess(process.pid),
+    vm: {
+      hypervisor: plan.path,
+      kernel: plan.kernel,
+      image: plan.image,
+      initrd: plan.initrd,
+      accelerator: plan.accel.accel,
+      uuid: plan.uuid,
+      name: plan.name,
+      vcpus: plan.vcpus,
+      memoryMiB: plan.memoryMiB,
+    },
+  });
+  let standin: StartedStandin | undefined;
   try {
-    const plan = planVm(r, dir, id);
     const timeout = bootTimeoutMs(plan.accel.accel);
     let incoming: string | undefined;
     if (templatingEnabled(r)) {
@@ -83,27 +109,6 @@ export async function create(
       app.logger.debug(`${id}: starting from template ${incoming}`);
     }
     const { config, shares } = guestConfig(r.oci, id, r.rootfs);
-    app.store.write(id, {
-      ociVersion: OCI_VERSION,
-      id,
-      status: "creating",
-      bundle: r.bundle,
-      rootfs: r.rootfs,
-      created: new Date().toISOString(),
-      owner: ownerName(),
-      annotations: r.oci.annotations ?? {},
-      vm: {
-        hypervisor: plan.path,
-        kernel: plan.kernel,
-        image: plan.image,
-        initrd: plan.initrd,
-        accelerator: plan.accel.accel,
-        uuid: plan.uuid,
-        name: plan.name,
-        vcpus: plan.vcpus,
-        memoryMiB: plan.memoryMiB,
-      },
-    });
     app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
     const launch: ContainerLaunch = {
       kind: "container",
@@ -121,15 +126,30 @@ export async function create(
     };
     const launchFile = join(dir, "standin.json");
     writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
-    const standin = await startStandin(launchFile, timeout + 30_000, terminal);
-    const proc = hostProcess(standin.ready.pid);
+    standin = await startStandin(launchFile, timeout + 30_000, terminal, (pid) => {
+      const proc = hostProcess(pid);
+      if (proc) app.store.update(id, (s) => ({ ...s, standin: proc }));
+    });
+    const { ready } = standin;
+    const proc = hostProcess(ready.pid);
     if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
-    const state = app.store.update(id, (s) => ({ ...s, status: "created", standin: proc }));
-    await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, toSpecState(state), app.logger);
-    if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
+    // Hooks see the container as created (runtime-spec: they run after the environment is
+    // created); the file says so only once they passed and the pid file is written.
+    const state = app.store.update(id, (s) => ({
+      ...s,
+      standin: proc,
+      vm: s.vm && { ...s.vm, qemu: ready.qemu },
+    }));
+    const created = { ...toSpecState(state), status: "created" as const };
+    await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, app.logger);
+    if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
+    // The last write of this phase: from here on the stand-in writes the state.
+    app.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));
+    standin.release();
     standin.child.unref();
     return standin;
   } catch (err) {
+    standin?.release();
     await destroy(app.store, id);
     throw err;
   }

@@ -1,7 +1,7 @@
 import type { App } from "../cli/app.ts";
 import { loadOciConfig } from "../config/resolver.ts";
 import { assertCan } from "../state/transitions.ts";
-import { destroy, killVm } from "./destroy.ts";
+import { destroy, killProcess, killVm } from "./destroy.ts";
 import { runHooks } from "./hooks.ts";
 import { liveStatus, toSpecState } from "./query.ts";
 
@@ -24,6 +24,8 @@ export async function deleteContainer(app: App, id: string, force: boolean): Pro
   const status = liveStatus(s);
   if (status !== "stopped") {
     if (!force) assertCan("delete", id, status);
+    // Being created: its create process goes first, or it would go on writing the state.
+    if (status === "creating" && s.creator?.pid !== process.pid) await killProcess(s.creator);
     await killVm(s);
   }
   let oci: ReturnType<typeof loadOciConfig>["oci"] | undefined;

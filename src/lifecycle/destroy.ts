@@ -9,7 +9,8 @@ import { isAlive } from "../sys/proc.ts";
 
 const KILL_WAIT_MS = 3_000;
 
-async function killAndWait(p: StoredState["standin"]): Promise<void> {
+/** SIGKILL, then waits (bounded) until it is gone. */
+export async function killProcess(p: StoredState["standin"]): Promise<void> {
   if (!p || !isAlive(p)) return;
   try {
     process.kill(p.pid, "SIGKILL");
@@ -22,8 +23,8 @@ async function killAndWait(p: StoredState["standin"]): Promise<void> {
 
 /** Kills what still runs of the container (VM first: the stand-in would report it). */
 export async function killVm(state: StoredState | undefined): Promise<void> {
-  await killAndWait(state?.vm?.qemu);
-  await killAndWait(state?.standin);
+  await killProcess(state?.vm?.qemu);
+  await killProcess(state?.standin);
 }
 
 export async function destroy(store: StateStore, id: string): Promise<void> {

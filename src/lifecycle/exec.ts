@@ -116,6 +116,7 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
   const launchFile = join(dir, VM_FILES.execs, `${execId}.launch.json`);
   writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
   const standin = await startStandin(launchFile, EXEC_READY_MS, terminal !== undefined);
+  standin.release();
   if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
   if (flags.detach) {
     standin.child.unref();

@@ -4,10 +4,13 @@ import { isAlive, memoryKiB } from "../sys/proc.ts";
 
 /**
  * The status a container really has now: a container whose stand-in is gone (the
- * workload exited, or someone killed it) is stopped whatever the file last said.
+ * workload exited, or someone killed it) is stopped whatever the file last said. One
+ * being created is `creating` while its create process or its stand-in lives; once both
+ * are gone (create killed) it is a stopped container that `delete` removes.
  */
 export function liveStatus(s: StoredState): Status {
   if (s.status === "stopped") return "stopped";
+  if (s.status === "creating") return isAlive(s.creator) || isAlive(s.standin) ? "creating" : "stopped";
   if (!isAlive(s.standin)) return "stopped";
   return s.status;
 }
@@ -18,7 +21,7 @@ export function toSpecState(s: StoredState): SpecState {
     ociVersion: s.ociVersion,
     id: s.id,
     status,
-    pid: status === "stopped" ? 0 : (s.standin?.pid ?? 0),
+    pid: status === "stopped" || !isAlive(s.standin) ? 0 : (s.standin?.pid ?? 0),
     bundle: s.bundle,
     rootfs: s.rootfs,
     created: s.created,

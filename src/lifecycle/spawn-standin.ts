@@ -11,16 +11,23 @@ export interface StartedStandin {
   ready: Extract<ReadyMessage, { ok: true }>;
   /** The stand-in's exit status (its workload's), for `run` and `exec` in the foreground. */
   exited: Promise<number>;
+  /**
+   * Closes this end of the ready link. A container's stand-in takes that as "create is
+   * over": if the state still says creating then, create failed or was killed.
+   */
+  release(): void;
 }
 
 /**
  * The stand-in inherits fds 0-2 (the container's stdio; not with a terminal) and gets a socket as fd 3 for
  * its one ready message. It runs in its own session so that it outlives this call.
+ * `onSpawned` learns its pid at once (create records it, so that `delete -f` finds it).
  */
 export async function startStandin(
   launchFile: string,
   timeoutMs: number,
   terminal: boolean,
+  onSpawned: (pid: number) => void = () => {},
 ): Promise<StartedStandin> {
   const [cmd, ...args] = selfArgv("__standin", launchFile);
   // With a terminal the process's stdio is the pty: the stand-in must not hold the caller's
@@ -30,29 +37,38 @@ export async function startStandin(
   const exited = new Promise<number>((resolve) => {
     child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });
+  if (child.pid) onSpawned(child.pid);
   const readyPipe = child.stdio[READY_FD] as Readable;
+  const release = () => readyPipe.destroy();
+  // The first line is the answer (the link may stay open after it).
   const line = await new Promise<string>((resolve) => {
     let buf = "";
-    const timer = setTimeout(() => resolve(""), timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(buf);
+    };
+    const timer = setTimeout(done, timeoutMs);
     readyPipe.setEncoding("utf8");
     readyPipe.on("data", (d: string) => {
       buf += d;
+      if (buf.includes("\n")) done();
     });
-    readyPipe.on("close", () => {
-      clearTimeout(timer);
-      resolve(buf);
-    });
+    readyPipe.on("close", done);
   });
-  readyPipe.destroy();
-  const parsed = ReadySchema.safeParse(
-    line.trim() ? JSON.parse(line.trim().split("\n")[0] ?? "{}") : undefined,
-  );
-  if (!parsed.success) {
+  let parsed: ReturnType<typeof ReadySchema.safeParse> | undefined;
+  try {
+    parsed = ReadySchema.safeParse(JSON.parse(line.split("\n")[0] ?? ""));
+  } catch {
+    // Not JSON: no report.
+  }
+  if (!parsed?.success) {
+    release();
     child.kill("SIGKILL");
     throw new RuntimeError(`the container's stand-in did not report within ${timeoutMs} ms`);
   }
   if (!parsed.data.ok) {
+    release();
     throw new RuntimeError(parsed.data.error);
   }
-  return { child, ready: parsed.data, exited };
+  return { child, ready: parsed.data, exited, release };
 }

@@ -11,8 +11,8 @@ export async function startContainer(app: App, id: string): Promise<number> {
   assertCan("start", id, liveStatus(s));
   const { oci } = loadOciConfig(s.bundle);
   await runHooks(["startContainer"], oci, toSpecState(s), app.logger);
+  // The stand-in starts the process and records `running` (it writes the state from created on).
   await callStandin(app.store.dir(id), id, "start", { id });
-  const running = app.store.update(id, (st) => (st.status === "created" ? { ...st, status: "running" } : st));
-  await runHooks(["poststart"], oci, toSpecState(running), app.logger);
+  await runHooks(["poststart"], oci, toSpecState(app.store.read(id)), app.logger);
   return 0;
 }

@@ -94,6 +94,9 @@ export const Calls = {
   stats: { request: z.object({ id }), result: Json },
   update: { request: z.object({ id, resources: Json }), result: z.object({}) },
   shutdown: { request: z.object({}), result: z.object({}) },
+  /** Answered by the stand-in's hub, not the agent: the whole VM is frozen or thawed (QMP). */
+  pause: { request: z.object({ id }), result: z.object({}) },
+  resume: { request: z.object({ id }), result: z.object({}) },
 } as const;
 
 export type Op = keyof typeof Calls;
@@ -112,6 +115,8 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   stats: 10_000,
   update: 10_000,
   shutdown: 5_000,
+  pause: 10_000,
+  resume: 10_000,
 };
 
 export const Envelope = z.union([

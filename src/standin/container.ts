@@ -23,7 +23,8 @@ import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
-import { reportReady } from "./launch.ts";
+import { reportReady, watchStarter } from "./launch.ts";
+import { serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 
 /** After the workload exits: how long the guest gets to power off before QEMU is killed. */
@@ -55,8 +56,23 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     theHub?.close();
     agent?.close();
     if (qemu && qemuExit === undefined) process.kill(qemu.pid, "SIGKILL");
-    unmountBelow(shared);
+    try {
+      unmountBelow(shared);
+    } catch (err) {
+      log.error(`${spec.id}: ${errorMessage(err)}`);
+    }
   };
+
+  // The create process is the writer of the state until it records `created` as its last
+  // act. If it goes away before that (killed), nobody will ever start or delete this VM
+  // but a `delete -f`: tear it down now, so no VM runs without a state that says so.
+  watchStarter(() => {
+    const s = store.tryRead(spec.id);
+    if (s && s.status !== "creating") return;
+    log.error(`${spec.id}: the create call went away before the container was created: tearing it down`);
+    teardown();
+    process.exit(1);
+  });
 
   try {
     bindShares(shared, spec.shares);
@@ -69,7 +85,6 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       qemuExit = code;
       log.debug(`${spec.id}: hypervisor exited with ${code}`);
     });
-    store.update(spec.id, (s) => (s.vm ? { ...s, vm: { ...s.vm, qemu: hostProcess(qemuPid) } } : s));
     log.debug(
       `${spec.id}: hypervisor pid ${qemuPid}: ${spec.hypervisor.path} ${spec.hypervisor.args.join(" ")}`,
     );
@@ -106,6 +121,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       ? watchWinsize(stdio, (ws) => a.call("resize", { id: spec.id, ...ws }))
       : async () => {};
     theHub = new Hub(agent);
+    serveStateChanges(theHub, agent, store, spec.id);
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
       const req = args as { signal?: number; execId?: string };
@@ -121,7 +137,11 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       if (finishing) return;
       finishing = true;
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
-      store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+      try {
+        store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+      } catch (err) {
+        log.error(`${spec.id}: recording the exit status ${status}: ${errorMessage(err)}`);
+      }
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
       const synced =
@@ -143,7 +163,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     // The VM went away without reporting an exit (killed, crashed): the workload was killed.
     void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
     forwardSignals((signal) => void a.call("signal", { id: spec.id, signal }).catch(() => {}));
-    reportReady({ ok: true, pid: process.pid, guestPid: created.pid });
+    reportReady({ ok: true, pid: process.pid, guestPid: created.pid, qemu: hostProcess(qemuPid) }, true);
     return await exitStatus;
   } catch (err) {
     const msg = errorMessage(err);

@@ -19,6 +19,8 @@ export class Hub {
   private readonly execOwners = new Map<string, Channel>();
   /** Lets the owner see (and act on) a request first, e.g. a WINCH becomes a resize. */
   beforeForward: (op: Op, args: unknown) => Promise<void> = async () => {};
+  /** Requests the owner answers itself instead of the agent (start, pause, resume). */
+  readonly local: Partial<Record<Op, (args: unknown) => Promise<unknown>>> = {};
 
   constructor(private readonly agent: Channel) {}
 
@@ -52,6 +54,8 @@ export class Hub {
 
   private async forward(client: Channel, op: Op, args: unknown): Promise<unknown> {
     await this.beforeForward(op, args);
+    const own = this.local[op];
+    if (own) return own(args);
     if (op === "exec") {
       const req = args as RequestOf<"exec">;
       const stdio = this.mapStreams(client, req.stdio);

@@ -5,6 +5,7 @@
  */
 import { closeSync, writeSync } from "node:fs";
 import { z } from "zod";
+import { fdReader } from "../sys/fdstream.ts";
 
 /** The caller's logging (log.ts LoggerOptions), so a stand-in logs where its caller does. */
 const LogSpec = z.object({
@@ -61,19 +62,46 @@ export type ExecLaunch = z.infer<typeof ExecLaunch>;
 export const Launch = z.discriminatedUnion("kind", [ContainerLaunch, ExecLaunch]);
 
 export const ReadyMessage = z.union([
-  z.object({ ok: z.literal(true), pid: z.number().int(), guestPid: z.number().int().optional() }),
+  z.object({
+    ok: z.literal(true),
+    pid: z.number().int(),
+    guestPid: z.number().int().optional(),
+    /** The container's VM: recorded by create, the one writer of the state while creating. */
+    qemu: z.object({ pid: z.number().int(), startTime: z.number().int() }).optional(),
+  }),
   z.object({ ok: z.literal(false), error: z.string() }),
 ]);
 export type ReadyMessage = z.infer<typeof ReadyMessage>;
 
 export const READY_FD = 3;
 
-/** Sends the one ready message to the parent and closes the fd (the parent then returns). */
-export function reportReady(msg: ReadyMessage): void {
+/**
+ * Sends the one ready message to the parent. An exec stand-in then closes the link; a
+ * container's keeps it (watchStarter) until its create process has finished.
+ */
+export function reportReady(msg: ReadyMessage, keepLink = false): void {
   try {
     writeSync(READY_FD, `${JSON.stringify(msg)}\n`);
-    closeSync(READY_FD);
+    if (!keepLink) closeSync(READY_FD);
   } catch {
     // The caller is gone (killed): nobody to tell.
   }
+}
+
+/**
+ * Calls `onGone` when the process that started this stand-in has closed its end of the
+ * ready link: it finished (create closes it as its last act), or it was killed. The
+ * parent never writes on the link, so end of file is the one event (no polling of pids).
+ */
+export function watchStarter(onGone: () => void): void {
+  void (async () => {
+    try {
+      for await (const _ of fdReader(READY_FD)) {
+        // Nothing is sent this way.
+      }
+    } catch {
+      // An error on the link means the same: the parent is gone.
+    }
+    onGone();
+  })();
 }

@@ -38,6 +38,9 @@ export const StoredState = z.object({
   created: z.string(),
   owner: z.string().default(""),
   annotations: z.record(z.string(), z.string()).default({}),
+  /** The `create` (or `run`) process, the one writer of this file while status is creating. */
+  creator: HostProcess.optional(),
+  /** The stand-in, the one writer of this file from created on. */
   standin: HostProcess.optional(),
   vm: VmInfo.optional(),
   exitStatus: z.number().int().optional(),

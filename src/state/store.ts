@@ -42,8 +42,11 @@ export class StateStore {
     return existsSync(join(this.dir(id), "state.json"));
   }
 
-  /** Claims the id: exactly one of any number of concurrent callers succeeds. */
-  reserve(id: string): string {
+  /**
+   * Claims the id: exactly one of any number of concurrent callers succeeds, and its first
+   * state is there at once (no window in which the id is taken but has no state).
+   */
+  reserve(id: string, initial: StoredState): string {
     const dir = this.dir(id);
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     try {
@@ -54,6 +57,7 @@ export class StateStore {
       }
       throw new RuntimeError(`cannot create state directory ${dir}: ${(err as Error).message}`);
     }
+    this.write(id, initial);
     return dir;
   }
 

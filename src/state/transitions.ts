@@ -4,8 +4,13 @@ import type { Status } from "./schema.ts";
 /**
  * The one table of which operation is allowed in which state (runtime-spec runtime.md,
  * plus runc's paused). Every command checks here; the error names both states.
+ *
+ * state.json has one writer per phase: while `creating`, the create process (it writes
+ * the first state and, as its last act, `created`); from `created` on, the container's
+ * stand-in (start, pause, resume reach it through its hub; it records the exit).
  */
 export const ALLOWED: Record<Operation, readonly Status[]> = {
+  created: ["creating"],
   start: ["created"],
   kill: ["created", "running", "paused"],
   pause: ["running"],
@@ -19,6 +24,7 @@ export const ALLOWED: Record<Operation, readonly Status[]> = {
 };
 
 export type Operation =
+  | "created"
   | "start"
   | "kill"
   | "pause"
@@ -29,6 +35,20 @@ export type Operation =
   | "update"
   | "events"
   | "checkpoint";
+
+/** The status an operation leads to, for those that change it. */
+export const NEXT = {
+  created: "created",
+  start: "running",
+  pause: "paused",
+  resume: "running",
+} as const satisfies Partial<Record<Operation, Status>>;
+
+/** Checks that `op` may happen in `from` and returns the status it leads to. */
+export function advance(op: keyof typeof NEXT, id: string, from: Status): Status {
+  assertCan(op, id, from);
+  return NEXT[op];
+}
 
 export function can(op: Operation, status: Status): boolean {
   return ALLOWED[op].includes(status);

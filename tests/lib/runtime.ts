@@ -105,14 +105,14 @@ export class Runtime {
  * state directory as cwd, and test roots are temporary directories named cc-oci-root-*.
  * (Other VMs on the machine, a developer's or a benchmark's, are not counted.)
  */
-export function qemuProcesses(): number[] {
+export function qemuProcesses(under = "/cc-oci-root-"): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8");
       if (!cmd.split("\0")[0]?.includes("qemu-system")) continue;
-      if (readlinkSync(`/proc/${name}/cwd`).includes("/cc-oci-root-")) out.push(Number(name));
+      if (readlinkSync(`/proc/${name}/cwd`).includes(under)) out.push(Number(name));
     } catch {
       // gone
     }

@@ -70,8 +70,7 @@ describe("state and list", () => {
   function seeded() {
     const root = tempDir();
     const store = new StateStore(root);
-    store.reserve("c1");
-    store.write("c1", {
+    store.reserve("c1", {
       ociVersion: "1.2.0",
       id: "c1",
       status: "running",

@@ -31,7 +31,7 @@ describe("container ids", () => {
   test("the store refuses bad ids before touching the disk", () => {
     const root = tempDir();
     const store = new StateStore(root);
-    expect(() => store.reserve("../escape")).toThrow(/invalid container id/);
+    expect(() => store.reserve("../escape", state("x"))).toThrow(/invalid container id/);
     expect(readdirSync(root)).toEqual([]);
   });
 });
@@ -39,9 +39,8 @@ describe("container ids", () => {
 describe("state store", () => {
   test("state directory is 0700 and state.json round-trips", () => {
     const store = new StateStore(join(tempDir(), "root"));
-    const dir = store.reserve("c1");
+    const dir = store.reserve("c1", state("c1"));
     expect(statSync(dir).mode & 0o777).toBe(0o700);
-    store.write("c1", state("c1"));
     expect(store.read("c1")).toEqual(state("c1"));
     expect(store.list()).toEqual(["c1"]);
     store.remove("c1");
@@ -54,15 +53,14 @@ describe("state store", () => {
 
   test("reserving an id twice fails", () => {
     const store = new StateStore(tempDir());
-    store.reserve("dup");
-    expect(() => store.reserve("dup")).toThrow('container "dup" already exists');
+    store.reserve("dup", state("dup"));
+    expect(() => store.reserve("dup", state("dup"))).toThrow('container "dup" already exists');
   });
 
   test("20 concurrent writers (separate processes): no torn state.json, no lost update", async () => {
     const root = tempDir();
     const store = new StateStore(root);
-    store.reserve("c");
-    store.write("c", { ...state("c"), annotations: { count: "0" } });
+    store.reserve("c", { ...state("c"), annotations: { count: "0" } });
     const script = `
       import { StateStore } from ${JSON.stringify(join(import.meta.dir, "../../src/state/store.ts"))};
       const s = new StateStore(${JSON.stringify(root)});
@@ -83,7 +81,7 @@ describe("state store", () => {
     const root = tempDir();
     const script = `
       import { StateStore } from ${JSON.stringify(join(import.meta.dir, "../../src/state/store.ts"))};
-      try { new StateStore(${JSON.stringify(root)}).reserve("same"); console.log("won"); } catch { console.log("lost"); }`;
+      try { new StateStore(${JSON.stringify(root)}).reserve("same", ${JSON.stringify(state("same"))}); console.log("won"); } catch { console.log("lost"); }`;
     const children = Array.from({ length: 10 }, () =>
       Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" }),
     );

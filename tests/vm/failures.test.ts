@@ -136,10 +136,10 @@ describe("things killed under a container", () => {
     const pidFile = join(tempDir(), "pid");
     expect((await rt.run(["create", "--bundle", b, "--pid-file", pidFile, "killstandin"])).code).toBe(0);
     const pid = Number(readFileSync(pidFile, "utf8"));
-    const qemuBefore = qemuProcesses().length;
+    const qemuBefore = qemuProcesses(`${rt.root}/`).length;
     process.kill(pid, "SIGKILL");
     await Bun.sleep(1000);
-    expect(qemuProcesses().length).toBe(qemuBefore - 1);
+    expect(qemuProcesses(`${rt.root}/`).length).toBe(qemuBefore - 1);
     const st = JSON.parse((await rt.run(["state", "killstandin"])).stdout);
     expect(st.status).toBe("stopped");
     expect((await rt.run(["delete", "killstandin"])).code).toBe(0);

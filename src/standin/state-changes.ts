@@ -1,0 +1,35 @@
+/**
+ * From `created` on, the stand-in is the one writer of the container's state.json: the
+ * calls that change the status (start, pause, resume) reach it through its hub, and it
+ * records the new status once the change is done (the transition table decides).
+ */
+import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { Qmp } from "../hypervisor/qmp.ts";
+import type { Channel } from "../protocol/channel.ts";
+import type { StateStore } from "../state/store.ts";
+import { advance, type NEXT } from "../state/transitions.ts";
+import type { Hub } from "./hub.ts";
+
+export function serveStateChanges(hub: Hub, agent: Channel, store: StateStore, id: string): void {
+  /** Checks the change against the current state, does it, then records it. */
+  const change = async (op: keyof typeof NEXT, act: () => Promise<unknown>) => {
+    advance(op, id, store.read(id).status);
+    await act();
+    store.update(id, (s) => ({ ...s, status: advance(op, id, s.status) }));
+    return {};
+  };
+  hub.local.start = () => change("start", () => agent.call("start", { id }));
+  // The whole VM stops (every vCPU), as a frozen cgroup does for runc.
+  hub.local.pause = () => change("pause", () => qmp("stop"));
+  hub.local.resume = () => change("resume", () => qmp("cont"));
+}
+
+/** One QMP command on the container's VM (the stand-in's cwd is the state directory). */
+async function qmp(command: string): Promise<void> {
+  const q = await Qmp.connect(socketPath(".", VM_FILES.qmp));
+  try {
+    await q.execute(command);
+  } finally {
+    q.close();
+  }
+}
