@@ -37,8 +37,6 @@ export async function findPort(name = PORT_NAME): Promise<string> {
 export function portTransport(path: string, onReconnect: () => void): Transport {
   const fd = openSync(path, "r+");
   let writer = fdWriter(fd, { autoClose: false });
-  let paused = false;
-  let wake: (() => void) | undefined;
   return {
     write: (chunk) =>
       writer.write(chunk).catch((err: Error) => {
@@ -49,23 +47,12 @@ export function portTransport(path: string, onReconnect: () => void): Transport 
     start(onChunk) {
       const loop = async () => {
         for (;;) {
-          for await (const chunk of fdReader(fd)) {
-            if (paused) await new Promise<void>((r) => (wake = r));
-            onChunk(chunk);
-          }
+          for await (const chunk of fdReader(fd)) onChunk(chunk);
           onReconnect();
           await Bun.sleep(HOST_POLL_MS);
         }
       };
       void loop();
-    },
-    pause: () => {
-      paused = true;
-    },
-    resume: () => {
-      paused = false;
-      wake?.();
-      wake = undefined;
     },
     close: () => {},
   };

@@ -19,8 +19,6 @@ export interface GuestProcess {
   resize?: (rows: number, cols: number) => void;
 }
 
-/** Stdin bytes queued towards a process before the port is paused (a process may never read). */
-const STDIN_HIGH_WATER = 1024 * 1024;
 const CONSOLE_SOCKET_WAIT_MS = 30_000;
 
 function makePipe(): [number, number] {
@@ -55,19 +53,11 @@ export async function wirePipes(
   if (stdinPipe && stdio.stdin) {
     libc().close(stdinPipe[0]);
     const sink = fdWriter(stdinPipe[1]);
-    let queued = 0;
+    // Credited back once written into the pipe: a process that does not read (yet) stalls
+    // only its own stdin, within the stream's window.
     channel.onStream(
       stdio.stdin,
-      (data) => {
-        queued += data.length;
-        const written = sink.write(data).then(
-          () => {
-            queued -= data.length;
-          },
-          () => {},
-        );
-        return queued > STDIN_HIGH_WATER ? written : undefined;
-      },
+      (data) => sink.write(data).catch(() => {}),
       () => sink.close(),
     );
   }

@@ -2,12 +2,15 @@
  * One framed, multiplexed connection: requests with answers, events, and process
  * streams. Used on both ends (host stand-in <-> agent, CLI/exec clients <-> stand-in).
  *
- * Back-pressure is end to end: a data handler that returns a promise (the bytes are
- * still being written out) pauses reading from the transport until it settles, so a
- * slow consumer stops the producer in the guest instead of growing a buffer here.
+ * Flow control is per stream, with credit windows (as SSH channels, HTTP/2 and yamux do):
+ * a sender may have STREAM_WINDOW bytes of a stream outstanding; the receiver credits them
+ * back once its data handler is done with them (a handler that returns a promise: when
+ * the bytes are written out). Reading from the transport never stops, so a stalled stream
+ * (stdin of a process that does not read yet) never holds up requests, answers, events or
+ * the other streams, and each stream's buffer is bounded by its window.
  */
 import { errorMessage } from "../errors.ts";
-import { DATA_CHUNK, encodeFrame, type Frame, FrameDecoder, FrameKind } from "./frame.ts";
+import { DATA_CHUNK, encodeFrame, type Frame, FrameDecoder, FrameKind, STREAM_WINDOW } from "./frame.ts";
 import {
   CALL_TIMEOUT_MS,
   Calls,
@@ -23,8 +26,6 @@ export interface Transport {
   write(chunk: Uint8Array): Promise<void>;
   /** Starts delivering chunks; onEnd when the peer is gone. */
   start(onChunk: (chunk: Uint8Array) => void, onEnd: (err?: Error) => void): void;
-  pause(): void;
-  resume(): void;
   close(): void;
 }
 
@@ -45,7 +46,11 @@ export class Channel {
   private readonly dataHandlers = new Map<number, { data: DataHandler; eof: () => void }>();
   private nextReq = 1;
   private closed = false;
-  private blocked = 0;
+  /** Per stream: bytes this side may still send, and who waits for more. */
+  private readonly sendCredit = new Map<number, number>();
+  private readonly creditWaiters = new Map<number, () => void>();
+  /** Per stream: bytes received and not yet credited back (never above the window). */
+  private readonly unconsumed = new Map<number, number>();
   private writeChain: Promise<void> = Promise.resolve();
   onRequest: RequestHandler = async (op) => {
     throw new Error(`unexpected request ${op}`);
@@ -93,10 +98,19 @@ export class Channel {
     return this.sendMessage(ev);
   }
 
-  /** Sends process bytes; resolves when the transport took them (await it for back-pressure). */
+  /**
+   * Sends process bytes; resolves when the transport took them, which waits for the
+   * receiver's credit when the stream's window is used up (await it for back-pressure).
+   */
   async sendData(stream: number, data: Uint8Array): Promise<void> {
     for (let off = 0; off < data.length; off += DATA_CHUNK) {
-      await this.send(encodeFrame(FrameKind.Data, stream, data.subarray(off, off + DATA_CHUNK)));
+      const chunk = data.subarray(off, off + DATA_CHUNK);
+      while ((this.sendCredit.get(stream) ?? STREAM_WINDOW) < chunk.length) {
+        if (this.closed) throw new ChannelClosedError("connection closed");
+        await new Promise<void>((resolve) => this.creditWaiters.set(stream, resolve));
+      }
+      this.sendCredit.set(stream, (this.sendCredit.get(stream) ?? STREAM_WINDOW) - chunk.length);
+      await this.send(encodeFrame(FrameKind.Data, stream, chunk));
     }
   }
 
@@ -113,14 +127,12 @@ export class Channel {
     this.dataHandlers.delete(stream);
   }
 
-  /** Forwards a raw frame (the hub relays frames between connections). */
-  sendFrame(frame: Frame): Promise<void> {
-    return this.send(encodeFrame(frame.kind, frame.stream, frame.payload));
-  }
-
-  /** Drops a partially received frame: the peer reconnected (the agent's port). */
+  /** A new peer (the agent's port reconnected): drops a partial frame, starts windows afresh. */
   resetInput(): void {
     this.decoder.reset();
+    this.unconsumed.clear();
+    this.sendCredit.clear();
+    this.wakeCreditWaiters();
   }
 
   close(): void {
@@ -165,22 +177,60 @@ export class Channel {
       this.handleMessage(env);
       return;
     }
-    const h = this.dataHandlers.get(f.stream);
-    if (!h) {
-      this.onUnknownStream(f);
+    if (f.kind === FrameKind.Credit) {
+      this.credited(f);
       return;
     }
+    const h = this.dataHandlers.get(f.stream);
     if (f.kind === FrameKind.Eof) {
-      h.eof();
+      this.unconsumed.delete(f.stream);
+      if (h) h.eof();
+      else this.onUnknownStream(f);
+      return;
+    }
+    const held = (this.unconsumed.get(f.stream) ?? 0) + f.payload.length;
+    if (held > STREAM_WINDOW) {
+      this.shutdown(new Error(`protocol: stream ${f.stream} sent past its window (${held} bytes)`));
+      this.transport.close();
+      return;
+    }
+    this.unconsumed.set(f.stream, held);
+    const consumed = () => this.credit(f.stream, f.payload.length);
+    if (!h) {
+      this.onUnknownStream(f);
+      consumed();
       return;
     }
     const pending = h.data(f.payload);
-    if (pending) {
-      if (this.blocked++ === 0) this.transport.pause();
-      pending.finally(() => {
-        if (--this.blocked === 0 && !this.closed) this.transport.resume();
-      });
-    }
+    if (pending) pending.then(consumed, consumed);
+    else consumed();
+  }
+
+  /** The receiver's side: `n` bytes of `stream` are done with; the sender may send more. */
+  private credit(stream: number, n: number): void {
+    if (this.closed) return;
+    const held = this.unconsumed.get(stream);
+    if (held !== undefined) this.unconsumed.set(stream, Math.max(0, held - n));
+    const payload = new Uint8Array(4);
+    new DataView(payload.buffer).setUint32(0, n);
+    this.send(encodeFrame(FrameKind.Credit, stream, payload)).catch(() => {});
+  }
+
+  /** The sender's side: credit came back. */
+  private credited(f: Frame): void {
+    if (f.payload.length !== 4) return;
+    const n = new DataView(f.payload.buffer, f.payload.byteOffset, 4).getUint32(0);
+    const now = Math.min(STREAM_WINDOW, (this.sendCredit.get(f.stream) ?? STREAM_WINDOW) + n);
+    this.sendCredit.set(f.stream, now);
+    const wake = this.creditWaiters.get(f.stream);
+    this.creditWaiters.delete(f.stream);
+    wake?.();
+  }
+
+  private wakeCreditWaiters(): void {
+    const waiters = [...this.creditWaiters.values()];
+    this.creditWaiters.clear();
+    for (const w of waiters) w();
   }
 
   private handleMessage(env: Envelope): void {
@@ -216,6 +266,7 @@ export class Channel {
     this.pending.clear();
     for (const h of this.dataHandlers.values()) h.eof();
     this.dataHandlers.clear();
+    this.wakeCreditWaiters();
     this.onClose(err);
   }
 }

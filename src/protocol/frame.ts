@@ -11,16 +11,25 @@
  *   kind MESSAGE: payload is one JSON message (messages.ts), stream is 0
  *   kind DATA:    payload is bytes of a process stream (stdin, stdout, stderr, tty)
  *   kind EOF:     the stream has ended in the sender's direction (empty payload)
+ *   kind CREDIT:  the receiver of a stream has consumed (written out) u32 BE more bytes
+ *                 of it: the sender may send that many more (channel.ts STREAM_WINDOW)
  */
 export const HEADER_BYTES = 9;
 export const MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Data frames are cut to this size so one stream cannot hold the channel for long. */
 export const DATA_CHUNK = 64 * 1024;
+/**
+ * Bytes of one stream a sender may have sent and not yet had credited back. The receiver
+ * never stops reading the connection (requests and events share it), so this bounds what
+ * it may have to hold per stream while the stream's consumer is slow or not reading.
+ */
+export const STREAM_WINDOW = 4 * DATA_CHUNK;
 
 export enum FrameKind {
   Message = 1,
   Data = 2,
   Eof = 3,
+  Credit = 4,
 }
 
 export interface Frame {
@@ -55,7 +64,7 @@ export class FrameDecoder {
       const view = new DataView(this.buf.buffer, this.buf.byteOffset + off);
       const length = view.getUint32(0);
       const kind = view.getUint8(4);
-      if (length > MAX_PAYLOAD || kind < FrameKind.Message || kind > FrameKind.Eof) {
+      if (length > MAX_PAYLOAD || kind < FrameKind.Message || kind > FrameKind.Credit) {
         throw new Error(`protocol: bad frame header (kind ${kind}, length ${length})`);
       }
       if (this.buf.length - off < HEADER_BYTES + length) break;

@@ -17,7 +17,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({

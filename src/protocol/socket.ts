@@ -13,8 +13,6 @@ export function socketTransport(sock: Socket): Transport {
       sock.on("close", () => onEnd());
       sock.on("error", (err) => onEnd(err));
     },
-    pause: () => sock.pause(),
-    resume: () => sock.resume(),
     close: () => sock.destroy(),
   };
 }

@@ -3,7 +3,13 @@ import { createHash } from "node:crypto";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { Channel } from "../../src/protocol/channel.ts";
-import { encodeFrame, FrameDecoder, FrameKind, HEADER_BYTES } from "../../src/protocol/frame.ts";
+import {
+  encodeFrame,
+  FrameDecoder,
+  FrameKind,
+  HEADER_BYTES,
+  STREAM_WINDOW,
+} from "../../src/protocol/frame.ts";
 import { Calls, Envelope } from "../../src/protocol/messages.ts";
 import { connectUnix, socketTransport } from "../../src/protocol/socket.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -112,6 +118,69 @@ describe("channel", () => {
     b.close();
     close();
   }, 60_000);
+
+  test("a stalled stream holds only itself: calls and other streams go on, within one window", async () => {
+    const [a, b, close] = await pair();
+    b.onRequest = async () => ({ processes: [] });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let got5 = 0;
+    const all5 = new Promise<void>((resolve) => {
+      b.onStream(
+        5,
+        (chunk) => {
+          got5 += chunk.length;
+          return gate; // a reader that does not read yet (stdin before start)
+        },
+        resolve,
+      );
+    });
+    const six: number[] = [];
+    b.onStream(6, (chunk) => {
+      six.push(chunk.length);
+      return undefined;
+    });
+    const big = new Uint8Array(4 * 1024 * 1024).fill(7);
+    let sent = false;
+    const sending = a.sendData(5, big).then(() => {
+      sent = true;
+    });
+    await Bun.sleep(200);
+    // The sender stopped at the window: the receiver holds at most STREAM_WINDOW bytes.
+    expect(sent).toBe(false);
+    expect(got5).toBe(STREAM_WINDOW);
+    expect(await a.call("ps", { id: "x" }, 2_000)).toEqual({ processes: [] });
+    await a.sendData(6, new Uint8Array(1000));
+    await Bun.sleep(50);
+    expect(six).toEqual([1000]);
+    release();
+    await sending;
+    await a.sendEof(5);
+    await all5;
+    expect(got5).toBe(big.length);
+    a.close();
+    b.close();
+    close();
+  }, 30_000);
+
+  test("a peer that sends past a stream's window is cut off (bounded memory)", async () => {
+    const [a, b, close] = await pair();
+    let closedWith: Error | undefined;
+    b.onClose = (err) => {
+      closedWith = err;
+    };
+    b.onStream(9, () => new Promise(() => {}));
+    // Raw frames, ignoring credit: what a broken or hostile peer would do.
+    const raw = (a as unknown as { send(bytes: Uint8Array): Promise<void> }).send.bind(a);
+    for (let i = 0; i <= STREAM_WINDOW / 65536; i++)
+      await raw(encodeFrame(FrameKind.Data, 9, new Uint8Array(65536)));
+    for (let i = 0; i < 50 && !closedWith; i++) await Bun.sleep(10);
+    expect(closedWith?.message).toMatch(/stream 9 sent past its window/);
+    a.close();
+    close();
+  });
 
   test("a closed connection rejects pending calls", async () => {
     const [a, b, close] = await pair();
