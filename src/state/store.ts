@@ -15,12 +15,27 @@ import { unmountAndRemove } from "../sys/mounts.ts";
 import { StoredState } from "./schema.ts";
 
 /** runc's rule, anchored: no path separators, no "..", no NUL, not empty. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$/;
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
+/**
+ * The id names the container's state directory (and its bundle directory and cgroup in the
+ * guest): a filename, at most 255 bytes, one byte per character of ID_PATTERN. Nothing else
+ * bounds it: socket paths are relative to the state directory, the VM name is truncated.
+ */
+export const ID_MAX_LENGTH = 255;
+
+function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id) && id.length <= ID_MAX_LENGTH;
+}
 
 export function validateId(id: string): void {
   if (!ID_PATTERN.test(id)) {
     throw new RuntimeError(
       `invalid container id ${JSON.stringify(id)}: must match ${ID_PATTERN.source} (letters, digits, _ . + -)`,
+    );
+  }
+  if (id.length > ID_MAX_LENGTH) {
+    throw new RuntimeError(
+      `invalid container id ${JSON.stringify(id)}: longer than ${ID_MAX_LENGTH} characters (it names the state directory)`,
     );
   }
 }
@@ -99,7 +114,7 @@ export class StateStore {
     } catch {
       return [];
     }
-    return names.filter((n) => ID_PATTERN.test(n) && existsSync(join(this.root, n, "state.json"))).sort();
+    return names.filter((n) => isValidId(n) && existsSync(join(this.root, n, "state.json"))).sort();
   }
 
   remove(id: string): void {
