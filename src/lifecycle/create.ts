@@ -2,7 +2,7 @@
  * create: bundle in, VM up, container created in the guest (user process not started),
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
@@ -15,7 +15,7 @@ import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { destroy } from "./destroy.ts";
-import { guestConfig } from "./guest-config.ts";
+import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
 import { toSpecState } from "./query.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
@@ -61,8 +61,7 @@ export async function create(
   validateId(id);
   app.noteIgnored("--no-pivot", flags.noPivot);
   const r = resolveBundle(flags.bundle, app.logger);
-  if (!existsSync(r.rootfs))
-    throw new RuntimeError(`rootfs ${r.rootfs} does not exist (root.path in ${r.configFile})`);
+  checkHostPaths(r.oci, r.rootfs, r.configFile);
   if (!r.oci.process)
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
   const terminal = r.oci.process.terminal === true;
