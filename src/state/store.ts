@@ -1,15 +1,7 @@
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
+import { ioReason, writeFileAtomic } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { StoredState } from "./schema.ts";
@@ -67,7 +59,7 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === "EEXIST") {
         throw new RuntimeError(`container "${id}" already exists`);
       }
-      throw new RuntimeError(`cannot create state directory ${dir}: ${(err as Error).message}`);
+      throw new RuntimeError(`cannot create state directory ${dir}: ${ioReason(err)}`);
     }
     return dir;
   }
@@ -122,7 +114,13 @@ export class StateStore {
   }
 
   withLock<T>(id: string, fn: () => T): T {
-    const fd = openSync(join(this.dir(id), ".lock"), "a", 0o600);
+    const lockFile = join(this.dir(id), ".lock");
+    let fd: number;
+    try {
+      fd = openSync(lockFile, "a", 0o600);
+    } catch (err) {
+      throw new RuntimeError(`cannot open ${lockFile}: ${ioReason(err)}`);
+    }
     try {
       if (libc().flock(fd, LOCK_EX) !== 0) throw new RuntimeError(`cannot lock state of container "${id}"`);
       try {
@@ -136,9 +134,6 @@ export class StateStore {
   }
 
   private writeUnlocked(id: string, state: StoredState): void {
-    const file = join(this.dir(id), "state.json");
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, file);
+    writeFileAtomic(join(this.dir(id), "state.json"), `${JSON.stringify(state, null, 2)}\n`);
   }
 }

@@ -187,10 +187,11 @@ describe("things killed under a container", () => {
     const pidFile = join(tempDir(), "pid");
     expect((await rt.run(["create", "--bundle", b, "--pid-file", pidFile, "killstandin"])).code).toBe(0);
     const pid = Number(readFileSync(pidFile, "utf8"));
-    const qemuBefore = qemuProcesses().length;
+    // This root's VMs only: other test processes may be starting theirs meanwhile.
+    expect(qemuProcesses(rt.root)).toHaveLength(1);
     process.kill(pid, "SIGKILL");
     await Bun.sleep(1000);
-    expect(qemuProcesses().length).toBe(qemuBefore - 1);
+    expect(qemuProcesses(rt.root)).toEqual([]);
     const st = JSON.parse((await rt.run(["state", "killstandin"])).stdout);
     expect(st.status).toBe("stopped");
     expect((await rt.run(["delete", "killstandin"])).code).toBe(0);
