@@ -13,6 +13,7 @@ import { loadOciConfig } from "../config/resolver.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
 import { VM_FILES } from "../hypervisor/launcher.ts";
+import { forgetExec } from "../standin/exec.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
 import { assertCan } from "../state/transitions.ts";
 import { readFileNamed, writeFileNamed } from "../sys/files.ts";
@@ -122,8 +123,11 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     try {
       writePidFile(flags.pidFile, standin.ready.pid);
     } catch (err) {
-      // The process must not run on unknown to the caller: a killed stand-in takes it down.
+      // The process must not run on unknown to the caller: a killed stand-in takes it down,
+      // and what it recorded goes with it.
       standin.child.kill("SIGKILL");
+      await standin.exited;
+      forgetExec(dir, execId);
       throw err;
     }
   }

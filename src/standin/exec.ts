@@ -54,20 +54,20 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
     const status = await exited;
     await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
     hub.close();
-    forget(spec);
+    forgetExec(spec.stateDir, spec.execId);
     return status;
   } catch (err) {
     const msg = errorMessage(err);
     log.error(`${spec.id}: exec ${spec.execId}: ${msg}`);
     reportReady({ ok: false, error: msg });
-    forget(spec);
+    forgetExec(spec.stateDir, spec.execId);
     return LOST_STATUS;
   }
 }
 
 /** An ended exec leaves nothing in the state directory (ps -f json lists the live ones). */
-function forget(spec: ExecLaunch): void {
+export function forgetExec(stateDir: string, execId: string): void {
   for (const suffix of ["launch.json", "pid.json"]) {
-    rmSync(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.${suffix}`), { force: true });
+    rmSync(join(stateDir, VM_FILES.execs, `${execId}.${suffix}`), { force: true });
   }
 }

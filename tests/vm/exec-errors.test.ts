@@ -3,7 +3,7 @@
  * process runs; and `exec -d`, which returns once the process is started.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -81,6 +81,7 @@ describe("exec errors", () => {
     expect(ps).toContain("sleep 1000");
     expect(ps).not.toContain("sleep 777");
     expect(standinProcesses(rt.root)).toHaveLength(1);
+    expect(readdirSync(join(rt.root, ID, "execs"))).toEqual([]);
   }, 60_000);
 });
 
