@@ -11,7 +11,8 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
 /**
  * The id names the container's state directory (and its bundle directory and cgroup in the
  * guest): a filename, at most 255 bytes, one byte per character of ID_PATTERN. Nothing else
- * bounds it: socket paths are relative to the state directory, the VM name is truncated.
+ * bounds it: host socket paths are relative to the state directory, the guest's console
+ * sockets are reached through their directory (sys/fdpass.ts), the VM name is truncated.
  */
 export const ID_MAX_LENGTH = 255;
 
