@@ -14,9 +14,10 @@ export function ioReason(err: unknown): string {
   return (e?.message ?? String(err)).split("\n")[0] ?? "";
 }
 
-export function writeFileNamed(file: string, data: string, mode = 0o600): void {
+/** `flag` as for writeFileSync: "wx" never replaces an existing file. */
+export function writeFileNamed(file: string, data: string, mode = 0o600, flag = "w"): void {
   try {
-    writeFileSync(file, data, { mode });
+    writeFileSync(file, data, { mode, flag });
   } catch (err) {
     throw new RuntimeError(`cannot write ${file}: ${ioReason(err)}`);
   }
