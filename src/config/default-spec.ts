@@ -1,6 +1,7 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
+import { writeFileNamed } from "../sys/files.ts";
 import { NAME } from "./build.ts";
 
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
@@ -92,6 +93,6 @@ export function writeDefaultSpec(bundle: string, rootless: boolean): string {
   if (!existsSync(bundle)) throw new RuntimeError(`bundle directory ${bundle} does not exist`);
   const file = join(bundle, "config.json");
   if (existsSync(file)) throw new RuntimeError(`${file}: file already exists`);
-  writeFileSync(file, `${JSON.stringify(defaultSpec(rootless), null, "\t")}\n`, { flag: "wx" });
+  writeFileNamed(file, `${JSON.stringify(defaultSpec(rootless), null, "\t")}\n`, 0o644, "wx");
   return file;
 }

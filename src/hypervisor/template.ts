@@ -13,8 +13,17 @@
  *   <root>/.templates/.lock            one builder at a time
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
-import { join } from "node:path";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statfsSync,
+  statSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
@@ -32,6 +41,9 @@ export const SNAPSHOT = "snapshot";
 const MIGRATE_POLL_MS = 20;
 const MIGRATE_MS = 60_000;
 const HELLO_MS = 250;
+const MIB = 1024 * 1024;
+/** Free space below which a failed snapshot write is taken to have filled its filesystem. */
+const FULL_BELOW_BYTES = MIB;
 
 /** On when vm.json says `"template": true` or CC_OCI_TEMPLATE=1; CC_OCI_TEMPLATE=0 wins. */
 export function templatingEnabled(r: ResolvedBundle): boolean {
@@ -148,7 +160,7 @@ async function buildTemplate(
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
     await qmp.execute("migrate", { uri: `exec:cat > ${SNAPSHOT}` });
-    await waitMigration(qmp, (s) => fail(`saving the guest: migration ${s}`));
+    await waitMigration(qmp, (s) => fail(snapshotFailure(join(dir, SNAPSHOT), s)));
     await qmp.execute("quit").catch(() => {});
     qmp.close();
     agent.close();
@@ -160,6 +172,29 @@ async function buildTemplate(
     throw err;
   } finally {
     process.chdir(cwd);
+  }
+}
+
+/**
+ * Why saving to `snapshot` failed. QEMU only sees its `cat` go away; cat's own error is lost
+ * (the hypervisor log is on the same full filesystem), so a filesystem left without space
+ * is what says it ran out.
+ */
+function snapshotFailure(snapshot: string, status: string): string {
+  const free = freeBytes(dirname(snapshot));
+  if (free !== undefined && free < FULL_BELOW_BYTES) {
+    return `no space left on device for the snapshot ${snapshot} (${Math.floor(free / MIB)} MiB free)`;
+  }
+  return `saving the guest to ${snapshot}: migration ${status}`;
+}
+
+/** Space this process may still write in `dir`'s filesystem (root may use the reserved blocks). */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const st = statfsSync(dir);
+    return (process.getuid?.() === 0 ? st.bfree : st.bavail) * st.bsize;
+  } catch {
+    return undefined;
   }
 }
 

@@ -2,8 +2,8 @@
  * create: bundle in, VM up, container created in the guest (user process not started),
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
 import { OCI_VERSION } from "../config/build.ts";
@@ -14,9 +14,10 @@ import { ensureTemplate, INCOMING_ARGS, templatingEnabled } from "../hypervisor/
 import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
+import { writeFileAtomic, writeFileNamed } from "../sys/files.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { destroy } from "./destroy.ts";
-import { guestConfig } from "./guest-config.ts";
+import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
 import { toSpecState } from "./query.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
@@ -42,9 +43,20 @@ export function ownerName(uid = process.getuid?.() ?? 0): string {
 
 /** Atomic, digits only, no newline: what containerd and podman read. */
 export function writePidFile(file: string, pid: number): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, String(pid));
-  renameSync(tmp, file);
+  writeFileAtomic(file, String(pid), 0o644);
+}
+
+/** Checked before anything runs: a pid file that cannot be written must not leave a process. */
+export function checkPidFileDir(file: string | undefined, exitCode = 1): void {
+  if (file === undefined) return;
+  const dir = dirname(resolve(file));
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw new RuntimeError(`--pid-file ${file}: directory ${dir} does not exist`, exitCode);
+  }
+  if (!isDir) throw new RuntimeError(`--pid-file ${file}: ${dir} is not a directory`, exitCode);
 }
 
 export async function createContainer(app: App, id: string, flags: CreateFlags): Promise<number> {
@@ -62,8 +74,8 @@ export async function create(
   validateId(id);
   app.noteIgnored("--no-pivot", flags.noPivot);
   const r = resolveBundle(flags.bundle, app.logger);
-  if (!existsSync(r.rootfs))
-    throw new RuntimeError(`rootfs ${r.rootfs} does not exist (root.path in ${r.configFile})`);
+  checkHostPaths(r.oci, r.rootfs, r.configFile);
+  checkPidFileDir(flags.pidFile);
   if (!r.oci.process)
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
   const terminal = r.oci.process.terminal === true;
@@ -125,7 +137,7 @@ export async function create(
       log: app.loggerOptions,
     };
     const launchFile = join(dir, "standin.json");
-    writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
+    writeFileNamed(launchFile, JSON.stringify(launch));
     standin = await startStandin(launchFile, timeout + 30_000, terminal, (pid) => {
       const proc = hostProcess(pid);
       if (proc) app.store.update(id, (s) => ({ ...s, standin: proc }));

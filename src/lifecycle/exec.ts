@@ -4,7 +4,7 @@
  * stdio and exits with its status; without -d this call waits and exits with it too.
  * The runtime's own errors exit 255 (runc's convention), the process's status otherwise.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { ExecFlags } from "../commands/exec.ts";
@@ -13,9 +13,11 @@ import { loadOciConfig } from "../config/resolver.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
 import { VM_FILES } from "../hypervisor/launcher.ts";
+import { forgetExec } from "../standin/exec.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
 import { assertCan } from "../state/transitions.ts";
-import { writePidFile } from "./create.ts";
+import { readFileNamed, writeFileNamed } from "../sys/files.ts";
+import { checkPidFileDir, writePidFile } from "./create.ts";
 import { liveStatus } from "./query.ts";
 import { startStandin } from "./spawn-standin.ts";
 import { callerTerminal } from "./terminal.ts";
@@ -36,7 +38,7 @@ function parseUser(user: string): { uid: number; gid?: number } {
 export function execProcessSpec(base: OciConfig, command: string[], flags: ExecFlags): ExecProcess {
   if (flags.process) {
     const file = flags.process === "-" ? "/dev/stdin" : flags.process;
-    const text = readFileSync(file, "utf8");
+    const text = readFileNamed(file, "the process file", flags.process);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -85,6 +87,7 @@ export async function execProcess(
 }
 
 async function execInner(app: App, id: string, command: string[], flags: ExecFlags): Promise<number> {
+  checkPidFileDir(flags.pidFile, EXEC_ERROR);
   const s = app.store.read(id);
   assertCan("exec", id, liveStatus(s));
   const { oci } = loadOciConfig(s.bundle);
@@ -114,10 +117,21 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
   };
   mkdirSync(join(dir, VM_FILES.execs), { recursive: true, mode: 0o700 });
   const launchFile = join(dir, VM_FILES.execs, `${execId}.launch.json`);
-  writeFileSync(launchFile, JSON.stringify(launch), { mode: 0o600 });
+  writeFileNamed(launchFile, JSON.stringify(launch));
   const standin = await startStandin(launchFile, EXEC_READY_MS, terminal !== undefined);
   standin.release();
-  if (flags.pidFile) writePidFile(flags.pidFile, standin.ready.pid);
+  if (flags.pidFile) {
+    try {
+      writePidFile(flags.pidFile, standin.ready.pid);
+    } catch (err) {
+      // The process must not run on unknown to the caller: a killed stand-in takes it down,
+      // and what it recorded goes with it.
+      standin.child.kill("SIGKILL");
+      await standin.exited;
+      forgetExec(dir, execId);
+      throw err;
+    }
+  }
   if (flags.detach) {
     standin.child.unref();
     return 0;

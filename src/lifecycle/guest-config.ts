@@ -25,6 +25,30 @@ export function isBindMount(m: { type?: string; options?: string[] }): boolean {
   return m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
 }
 
+function isDirectory(path: string): boolean | undefined {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The host paths a container needs, checked as soon as its bundle is resolved: a bad one is
+ * an error naming its config field before any VM or template work (a rootfs that is a file
+ * would otherwise fail as errno 20 from mount(2), after a template build).
+ */
+export function checkHostPaths(oci: OciConfig, rootfs: string, configFile: string): void {
+  const rootIsDir = isDirectory(rootfs);
+  if (rootIsDir === undefined)
+    throw new RuntimeError(`rootfs ${rootfs} does not exist (root.path in ${configFile})`);
+  if (!rootIsDir) throw new RuntimeError(`rootfs ${rootfs} is not a directory (root.path in ${configFile})`);
+  (oci.mounts ?? []).forEach((m, i) => {
+    if (isBindMount(m) && m.source && isDirectory(m.source) === undefined)
+      throw new RuntimeError(`${configFile}: field "mounts[${i}].source": ${m.source} does not exist`);
+  });
+}
+
 export function guestConfig(
   oci: OciConfig,
   id: string,
@@ -39,12 +63,10 @@ export function guestConfig(
   config.root = { ...oci.root, path: `${GUEST_SHARE}/rootfs` };
   config.mounts = (oci.mounts ?? []).map((m, i) => {
     if (!isBindMount(m) || !m.source) return m;
-    let file: boolean;
-    try {
-      file = !statSync(m.source).isDirectory();
-    } catch {
-      throw new RuntimeError(`config.json: field "mounts[${i}].source": ${m.source} does not exist`);
-    }
+    const isDir = isDirectory(m.source);
+    // Checked by checkHostPaths; gone since then.
+    if (isDir === undefined) throw new RuntimeError(`bind-mount source ${m.source} is gone (mounts[${i}])`);
+    const file = !isDir;
     const target = `mounts/${i}`;
     shares.push({ source: m.source, target, file, readonly: (m.options ?? []).includes("ro") });
     return { ...m, source: `${GUEST_SHARE}/${target}` };

@@ -2,13 +2,14 @@
  * The stand-in of one exec'd process: a client of the container's hub that holds the
  * process's stdio (or pty) and exits with its status, like the container's stand-in.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { connectUnix, socketTransport } from "../protocol/socket.ts";
+import { writeFileNamed } from "../sys/files.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import type { ExecLaunch } from "./launch.ts";
@@ -47,25 +48,26 @@ export async function runExecStandin(spec: ExecLaunch): Promise<number> {
     );
     // Recorded by the stand-in itself, so that it is gone exactly when the stand-in is.
     const me = hostProcess(process.pid);
-    if (me) writeFileSync(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.pid.json`), JSON.stringify(me));
+    if (me)
+      writeFileNamed(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.pid.json`), JSON.stringify(me));
     reportReady({ ok: true, pid: process.pid, guestPid: started.pid });
     const status = await exited;
     await Promise.race([io.drained, Bun.sleep(DRAIN_MS)]);
     hub.close();
-    forget(spec);
+    forgetExec(spec.stateDir, spec.execId);
     return status;
   } catch (err) {
     const msg = errorMessage(err);
     log.error(`${spec.id}: exec ${spec.execId}: ${msg}`);
     reportReady({ ok: false, error: msg });
-    forget(spec);
+    forgetExec(spec.stateDir, spec.execId);
     return LOST_STATUS;
   }
 }
 
 /** An ended exec leaves nothing in the state directory (ps -f json lists the live ones). */
-function forget(spec: ExecLaunch): void {
+export function forgetExec(stateDir: string, execId: string): void {
   for (const suffix of ["launch.json", "pid.json"]) {
-    rmSync(join(spec.stateDir, VM_FILES.execs, `${spec.execId}.${suffix}`), { force: true });
+    rmSync(join(stateDir, VM_FILES.execs, `${execId}.${suffix}`), { force: true });
   }
 }

@@ -12,11 +12,13 @@ import { socketTransport } from "../protocol/socket.ts";
 
 /** Hub-assigned stream ids start here; below are the stand-in's own (stdio.ts STREAMS). */
 const FIRST_HUB_STREAM = 100;
+const SIGKILL = 9;
 
 export class Hub {
   private server?: Server;
   private nextStream = FIRST_HUB_STREAM;
-  private readonly execOwners = new Map<string, Channel>();
+  /** Running exec processes by execId: the client (an exec stand-in) that started each. */
+  private readonly execOwners = new Map<string, { client: Channel; id: string }>();
   /** Lets the owner see (and act on) a request first, e.g. a WINCH becomes a resize. */
   beforeForward: (op: Op, args: unknown) => Promise<void> = async () => {};
   /** Requests the owner answers itself instead of the agent (start, pause, resume). */
@@ -29,7 +31,7 @@ export class Hub {
     if (ev.event !== "exit" || !ev.execId) return false;
     const owner = this.execOwners.get(ev.execId);
     this.execOwners.delete(ev.execId);
-    owner?.sendEvent(ev).catch(() => {});
+    owner?.client.sendEvent(ev).catch(() => {});
     return true;
   }
 
@@ -38,8 +40,14 @@ export class Hub {
     this.server = createServer((sock) => {
       const client = new Channel(socketTransport(sock));
       client.onRequest = (op, args) => this.forward(client, op, args);
+      // An exec stand-in that goes (killed, or failed after the start) takes its process
+      // along: nobody is left to hold its stdio or report its status.
       client.onClose = () => {
-        for (const [execId, owner] of this.execOwners) if (owner === client) this.execOwners.delete(execId);
+        for (const [execId, owner] of this.execOwners) {
+          if (owner.client !== client) continue;
+          this.execOwners.delete(execId);
+          void this.agent.call("signal", { id: owner.id, execId, signal: SIGKILL }).catch(() => {});
+        }
       };
     });
     return new Promise((resolve, reject) => {
@@ -59,7 +67,7 @@ export class Hub {
     if (op === "exec") {
       const req = args as RequestOf<"exec">;
       const stdio = this.mapStreams(client, req.stdio);
-      this.execOwners.set(req.execId, client);
+      this.execOwners.set(req.execId, { client, id: req.id });
       try {
         return await this.agent.call("exec", { ...req, stdio });
       } catch (err) {

@@ -1,26 +1,34 @@
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
+import { ioReason, writeFileAtomic } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { StoredState } from "./schema.ts";
 
 /** runc's rule, anchored: no path separators, no "..", no NUL, not empty. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$/;
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
+/**
+ * The id names the container's state directory (and its bundle directory and cgroup in the
+ * guest): a filename, at most 255 bytes, one byte per character of ID_PATTERN. Nothing else
+ * bounds it: host socket paths are relative to the state directory, the guest's console
+ * sockets are reached through their directory (sys/fdpass.ts), the VM name is truncated.
+ */
+export const ID_MAX_LENGTH = 255;
+
+function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id) && id.length <= ID_MAX_LENGTH;
+}
 
 export function validateId(id: string): void {
   if (!ID_PATTERN.test(id)) {
     throw new RuntimeError(
       `invalid container id ${JSON.stringify(id)}: must match ${ID_PATTERN.source} (letters, digits, _ . + -)`,
+    );
+  }
+  if (id.length > ID_MAX_LENGTH) {
+    throw new RuntimeError(
+      `invalid container id ${JSON.stringify(id)}: longer than ${ID_MAX_LENGTH} characters (it names the state directory)`,
     );
   }
 }
@@ -55,9 +63,15 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === "EEXIST") {
         throw new RuntimeError(`container "${id}" already exists`);
       }
-      throw new RuntimeError(`cannot create state directory ${dir}: ${(err as Error).message}`);
+      throw new RuntimeError(`cannot create state directory ${dir}: ${ioReason(err)}`);
     }
-    this.write(id, initial);
+    try {
+      this.write(id, initial);
+    } catch (err) {
+      // No state, no claim: the id must not stay taken by an empty directory.
+      unmountAndRemove(dir);
+      throw err;
+    }
     return dir;
   }
 
@@ -103,7 +117,7 @@ export class StateStore {
     } catch {
       return [];
     }
-    return names.filter((n) => ID_PATTERN.test(n) && existsSync(join(this.root, n, "state.json"))).sort();
+    return names.filter((n) => isValidId(n) && existsSync(join(this.root, n, "state.json"))).sort();
   }
 
   remove(id: string): void {
@@ -111,7 +125,13 @@ export class StateStore {
   }
 
   withLock<T>(id: string, fn: () => T): T {
-    const fd = openSync(join(this.dir(id), ".lock"), "a", 0o600);
+    const lockFile = join(this.dir(id), ".lock");
+    let fd: number;
+    try {
+      fd = openSync(lockFile, "a", 0o600);
+    } catch (err) {
+      throw new RuntimeError(`cannot open ${lockFile}: ${ioReason(err)}`);
+    }
     try {
       if (libc().flock(fd, LOCK_EX) !== 0) throw new RuntimeError(`cannot lock state of container "${id}"`);
       try {
@@ -125,9 +145,6 @@ export class StateStore {
   }
 
   private writeUnlocked(id: string, state: StoredState): void {
-    const file = join(this.dir(id), "state.json");
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, file);
+    writeFileAtomic(join(this.dir(id), "state.json"), `${JSON.stringify(state, null, 2)}\n`);
   }
 }

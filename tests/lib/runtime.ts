@@ -1,6 +1,6 @@
 /** Driving the built runtime (bin/cc-oci-runtime) in VM tests. */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
 
@@ -24,6 +24,8 @@ export interface RootOptions {
   rootArg?: string;
   /** The runtime's working directory (for a relative `rootArg`). */
   cwd?: string;
+  /** The --log file (default: log.json in the root; elsewhere when the root is made to fail). */
+  log?: string;
 }
 
 export class Runtime {
@@ -35,7 +37,7 @@ export class Runtime {
 
   constructor(opts: RootOptions = {}) {
     this.root = opts.root ?? tempDir("cc-oci-root-");
-    this.log = join(this.root, "log.json");
+    this.log = opts.log ?? join(this.root, "log.json");
     this.rootArg = opts.rootArg ?? this.root;
     this.cwd = opts.cwd;
     allRoots.push(this);
@@ -61,8 +63,9 @@ export class Runtime {
    */
   async run(args: string[], opts: RtOptions = {}): Promise<RunResult & { bytes: Uint8Array }> {
     const n = this.calls++;
-    const outFile = join(this.root, `.out.${n}`);
-    const errFile = join(this.root, `.err.${n}`);
+    // Beside the log: a root made to fail (a full disk) must not take the output with it.
+    const outFile = join(dirname(this.log), `.out.${n}`);
+    const errFile = join(dirname(this.log), `.err.${n}`);
     const child = Bun.spawn(this.argv(args), {
       stdin:
         opts.stdin === undefined
@@ -103,21 +106,38 @@ export class Runtime {
 /**
  * qemu-system processes started by the tests: the runtime runs QEMU with the container's
  * state directory as cwd, and test roots are temporary directories named cc-oci-root-*.
- * (Other VMs on the machine, a developer's or a benchmark's, are not counted.)
+ * (Other VMs on the machine, a developer's or a benchmark's, are not counted.) `under`: only
+ * those of one test root (other test processes may be running VMs meanwhile).
  */
-export function qemuProcesses(under = "/cc-oci-root-"): number[] {
+export function qemuProcesses(under?: string): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8");
       if (!cmd.split("\0")[0]?.includes("qemu-system")) continue;
-      if (readlinkSync(`/proc/${name}/cwd`).includes(under)) out.push(Number(name));
+      const cwd = readlinkSync(`/proc/${name}/cwd`);
+      if (cwd.includes("/cc-oci-root-") && (!under || cwd.startsWith(`${under}/`))) out.push(Number(name));
     } catch {
       // gone
     }
   }
   return out;
+}
+
+/** Stand-ins of test roots (their launch file is in the root): all, or those below `under`. */
+export function standinProcesses(under?: string): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        const cmd = readFileSync(`/proc/${n}/cmdline`, "utf8");
+        return cmd.includes("__standin") && cmd.includes(under ? `${under}/` : "/cc-oci-root-");
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** Removes every root of this process's tests; returns those that could not be removed. */

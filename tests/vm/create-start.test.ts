@@ -127,18 +127,20 @@ describe("create, start, state, delete", () => {
 });
 
 describe("terminal", () => {
-  test("--console-socket gets the pty master (SCM_RIGHTS, pty name as message); a shell talks through it", async () => {
+  // The longest id allowed (a 255-byte filename): no socket path, host or guest, grows with it.
+  const TTY_ID = `t${"x".repeat(254)}`;
+  test("--console-socket gets the pty master (SCM_RIGHTS, pty name as message); a shell talks through it; id of 255 characters", async () => {
     const sock = join(tempDir(), "console.sock");
     const server = receiveFdServer(sock);
     const b = makeBundle({ args: ["sh"], terminal: true });
-    const createP = rt.run(["create", "--bundle", b, "--console-socket", sock, "tty"]);
+    const createP = rt.run(["create", "--bundle", b, "--console-socket", sock, TTY_ID]);
     const got = await server.accept(120_000);
     server.close();
     expect(got.message).toMatch(/^\/dev\/pts\/\d+$/);
     const created = await createP;
     expect(created.stderr).toBe("");
     expect(created.code).toBe(0);
-    expect((await rt.run(["start", "tty"])).code).toBe(0);
+    expect((await rt.run(["start", TTY_ID])).code).toBe(0);
     const writer = fdWriter(got.fd);
     let out = "";
     const reading = (async () => {
@@ -151,10 +153,10 @@ describe("terminal", () => {
     await Promise.race([reading, Bun.sleep(60_000)]);
     expect(out).toMatch(/TTY=\/dev\/pts\/\d+/);
     await writer.write(new TextEncoder().encode("exit 5\n"));
-    for (let i = 0; i < 200 && (await state("tty")).status !== "stopped"; i++) await Bun.sleep(100);
-    expect((await state("tty")).status).toBe("stopped");
+    for (let i = 0; i < 200 && (await state(TTY_ID)).status !== "stopped"; i++) await Bun.sleep(100);
+    expect((await state(TTY_ID)).status).toBe("stopped");
     closeSync(got.fd);
-    expect((await rt.run(["delete", "tty"])).code).toBe(0);
-    expect(existsSync(join(rt.root, "tty"))).toBe(false);
+    expect((await rt.run(["delete", TTY_ID])).code).toBe(0);
+    expect(existsSync(join(rt.root, TTY_ID))).toBe(false);
   }, 240_000);
 });

@@ -3,7 +3,7 @@
  * behind, or leaves a container that `state` reports stopped and `delete` removes.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -21,13 +21,26 @@ function editJson(file: string, edit: (j: Record<string, unknown>) => void): voi
   writeFileSync(file, JSON.stringify(j));
 }
 
-async function expectCleanFailure(args: string[], message: RegExp, env?: Record<string, string>) {
-  const r = await rt.run(args, { env });
+async function expectCleanFailure(
+  args: string[],
+  message: RegExp,
+  env?: Record<string, string>,
+  runtime = rt,
+) {
+  const r = await runtime.run(args, { env });
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(message);
-  expect(rt.lastLogError()).toMatch(message);
-  expect(rt.leftovers()).toEqual([]);
+  expect(runtime.lastLogError()).toMatch(message);
+  expect(runtime.leftovers()).toEqual([]);
   return r;
+}
+
+/** A bundle error found before any VM work: in a fresh root, no template was even started. */
+async function expectRefusedBeforeVm(args: string[], message: RegExp) {
+  const fresh = new Runtime();
+  await expectCleanFailure(args, message, { CC_OCI_TEMPLATE: "1" }, fresh);
+  expect(existsSync(join(fresh.root, ".templates"))).toBe(false);
+  await fresh.dispose();
 }
 
 describe("create fails cleanly", () => {
@@ -44,7 +57,38 @@ describe("create fails cleanly", () => {
     editJson(join(b, "config.json"), (j) => {
       j.root = { path: "no-such-rootfs" };
     });
-    await expectCleanFailure(["create", "--bundle", b, "norootfs"], /rootfs .*no-such-rootfs does not exist/);
+    await expectRefusedBeforeVm(
+      ["create", "--bundle", b, "norootfs"],
+      /rootfs .*no-such-rootfs does not exist \(root\.path in .*config\.json\)/,
+    );
+  });
+
+  test("a rootfs that is a regular file: refused before any VM work", async () => {
+    const b = makeBundle({ args: ["true"] });
+    writeFileSync(join(b, "rootfs-file"), "not a directory");
+    editJson(join(b, "config.json"), (j) => {
+      j.root = { path: "rootfs-file" };
+    });
+    await expectRefusedBeforeVm(
+      ["create", "--bundle", b, "filerootfs"],
+      /rootfs .*\/rootfs-file is not a directory \(root\.path in .*config\.json\)/,
+    );
+  });
+
+  test("a missing bind-mount source: refused before any VM work", async () => {
+    const b = makeBundle({ args: ["true"] });
+    editJson(join(b, "config.json"), (j) => {
+      (j.mounts as unknown[]).push({
+        destination: "/vol",
+        type: "bind",
+        source: "/nonexistent/vol",
+        options: ["rbind"],
+      });
+    });
+    await expectRefusedBeforeVm(
+      ["run", "--bundle", b, "nosource"],
+      /config\.json: field "mounts\[\d+\]\.source": \/nonexistent\/vol does not exist/,
+    );
   });
 
   test("missing kernel, missing image", async () => {
@@ -128,6 +172,13 @@ describe("create fails cleanly", () => {
       /invalid container id/,
     );
   });
+
+  test("an id longer than a state directory's name can be: refused, stating the limit", async () => {
+    await expectCleanFailure(
+      ["create", "--bundle", makeBundle({ args: ["true"] }), "x".repeat(256)],
+      /invalid container id "x+": longer than 255 characters/,
+    );
+  });
 });
 
 describe("things killed under a container", () => {
@@ -136,10 +187,11 @@ describe("things killed under a container", () => {
     const pidFile = join(tempDir(), "pid");
     expect((await rt.run(["create", "--bundle", b, "--pid-file", pidFile, "killstandin"])).code).toBe(0);
     const pid = Number(readFileSync(pidFile, "utf8"));
-    const qemuBefore = qemuProcesses(`${rt.root}/`).length;
+    // This root's VMs only: other test processes may be starting theirs meanwhile.
+    expect(qemuProcesses(rt.root)).toHaveLength(1);
     process.kill(pid, "SIGKILL");
     await Bun.sleep(1000);
-    expect(qemuProcesses(`${rt.root}/`).length).toBe(qemuBefore - 1);
+    expect(qemuProcesses(rt.root)).toEqual([]);
     const st = JSON.parse((await rt.run(["state", "killstandin"])).stdout);
     expect(st.status).toBe("stopped");
     expect((await rt.run(["delete", "killstandin"])).code).toBe(0);

@@ -143,7 +143,7 @@ describe("run", () => {
 describe("suite hygiene", () => {
   test("no qemu-system process and no state directory remain", async () => {
     await Bun.sleep(500);
-    expect(qemuProcesses(`${rt.root}/`)).toEqual([]);
+    expect(qemuProcesses(rt.root)).toEqual([]);
     expect(rt.leftovers()).toEqual([]);
     expect(existsSync(rt.root)).toBe(true);
   });
