@@ -1,6 +1,7 @@
 /**
- * A minimal QMP client: greeting, qmp_capabilities, then one command at a time.
- * Used for pause (stop), resume (cont), status and quit.
+ * A minimal QMP client: greeting, qmp_capabilities, then one command at a time, and the
+ * asynchronous events (MIGRATION) for whoever waits for one. A hypervisor that goes away
+ * fails every pending wait at once.
  */
 import type { Socket } from "node:net";
 import { RuntimeError } from "../errors.ts";
@@ -8,9 +9,20 @@ import { connectUnix } from "../protocol/socket.ts";
 
 export const QMP_TIMEOUT_MS = 5_000;
 
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+}
+
 export class Qmp {
   private buf = "";
-  private waiters: ((msg: Record<string, unknown>) => void)[] = [];
+  private waiters: { resolve: (msg: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  private eventWaiters = new Set<{
+    match: (ev: QmpEvent) => boolean;
+    resolve: (ev: QmpEvent) => void;
+    reject: (e: Error) => void;
+  }>();
+  private gone?: Error;
 
   private constructor(private readonly sock: Socket) {
     sock.setEncoding("utf8");
@@ -21,9 +33,54 @@ export class Qmp {
         this.buf = this.buf.slice(nl + 1);
         if (!line) continue;
         const msg = JSON.parse(line) as Record<string, unknown>;
-        if ("event" in msg) continue; // asynchronous events are not used here
-        this.waiters.shift()?.(msg);
+        if ("event" in msg) {
+          this.dispatchEvent(msg as unknown as QmpEvent);
+          continue;
+        }
+        this.waiters.shift()?.resolve(msg);
       }
+    });
+    sock.on("close", () =>
+      this.fail(new RuntimeError("QMP: the hypervisor closed its control socket (it exited)")),
+    );
+    sock.on("error", () => {});
+  }
+
+  private dispatchEvent(ev: QmpEvent): void {
+    for (const w of this.eventWaiters) {
+      if (!w.match(ev)) continue;
+      this.eventWaiters.delete(w);
+      w.resolve(ev);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.gone ??= err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    for (const w of this.eventWaiters) w.reject(err);
+    this.eventWaiters.clear();
+  }
+
+  /** The first event that `match`es from now on; rejects if the hypervisor goes, or after `timeoutMs`. */
+  waitEvent(match: (ev: QmpEvent) => boolean, timeoutMs: number, what: string): Promise<QmpEvent> {
+    if (this.gone) return Promise.reject(this.gone);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.eventWaiters.delete(w);
+        reject(new RuntimeError(`QMP: no ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const w = {
+        match,
+        resolve: (ev: QmpEvent) => {
+          clearTimeout(timer);
+          resolve(ev);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.eventWaiters.add(w);
     });
   }
 
@@ -43,14 +100,21 @@ export class Qmp {
   }
 
   private next(): Promise<Record<string, unknown>> {
+    if (this.gone) return Promise.reject(this.gone);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new RuntimeError("QMP: no answer from the hypervisor")),
         QMP_TIMEOUT_MS,
       );
-      this.waiters.push((m) => {
-        clearTimeout(timer);
-        resolve(m);
+      this.waiters.push({
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
     });
   }

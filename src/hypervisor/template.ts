@@ -3,14 +3,23 @@
  * no share mounted: QEMU refuses to migrate with a 9p mount), save it with QMP `migrate`
  * to a file, and start each container's VM from that file (`-incoming defer`, then
  * `migrate-incoming`) with its own sockets, share, name and uuid. The stand-in then gives
- * the clone its own identity (random seed, clock) in the agent's hello.
+ * the clone its own identity (random seed, clock) in the agent's hello. (template-vm.ts
+ * does the two migrations.)
  *
  * A template is keyed by everything that shapes the saved guest: kernel, initrd, image,
- * hypervisor.args, kernel parameters, accelerator, memory, and this executable; when any
- * changes, a new template is built and the old ones are removed.
+ * hypervisor.args, kernel parameters, accelerator, memory, and this executable.
  *
- *   <root>/.templates/<key>/snapshot   the saved guest
- *   <root>/.templates/.lock            one builder at a time
+ *   <root>/.templates/<key>/snapshot       the saved guest
+ *   <root>/.templates/<key>/template.json  its inputs (files and their identity), and the
+ *                                          snapshot's size, mtime, inode and sha256
+ *   <root>/.templates/<key>/.inuse         flock: shared while a create restores from it
+ *   <root>/.templates/.lock                flock: one builder at a time
+ *
+ * One template per key. A template is removed only when nobody holds it (an exclusive
+ * non-blocking lock on .inuse) and it is stale (one of its input files changed or went) or
+ * damaged (its snapshot no longer matches what was recorded). A damaged snapshot is found
+ * by its size, mtime and inode before every use, and by its checksum after a failed restore;
+ * either way it is rebuilt.
  */
 import { createHash } from "node:crypto";
 import {
@@ -19,31 +28,27 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
-  statfsSync,
   statSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { Channel } from "../protocol/channel.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
-import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
+import { writeFileNamed } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
-import { spawnWithParentDeath } from "../sys/spawn.ts";
-import { consoleTail, planVm, socketPath, VM_FILES, type VmPlan } from "./launcher.ts";
-import { Qmp } from "./qmp.ts";
+import type { VmPlan } from "./launcher.ts";
+import { buildTemplate, SNAPSHOT } from "./template-vm.ts";
+
+export { INCOMING_ARGS, RESTORE_FAILED, restoreFromTemplate } from "./template-vm.ts";
 
 export const TEMPLATES_DIR = ".templates";
-export const SNAPSHOT = "snapshot";
-const MIGRATE_POLL_MS = 20;
-const MIGRATE_MS = 60_000;
-const HELLO_MS = 250;
-const MIB = 1024 * 1024;
-/** Free space below which a failed snapshot write is taken to have filled its filesystem. */
-const FULL_BELOW_BYTES = MIB;
+const META = "template.json";
+const IN_USE = ".inuse";
+const LOCK_SH = 1;
+const LOCK_NB = 4;
 
 /** On when vm.json says `"template": true` or CC_OCI_TEMPLATE=1; CC_OCI_TEMPLATE=0 wins. */
 export function templatingEnabled(r: ResolvedBundle): boolean {
@@ -54,8 +59,40 @@ export function templatingEnabled(r: ResolvedBundle): boolean {
 
 function fileId(path: string | undefined): string {
   if (!path) return "-";
-  const st = statSync(path);
-  return `${path}:${st.size}:${st.mtimeMs}`;
+  try {
+    const st = statSync(path);
+    return `${path}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return `${path}:missing`;
+  }
+}
+
+function contentId(path: string): string {
+  try {
+    return createHash("sha256").update(readFileSync(path)).digest("hex");
+  } catch {
+    return "missing";
+  }
+}
+
+interface Input {
+  path: string;
+  id: string;
+  /** How the id is computed: file identity, or content (a text file copied between bundles). */
+  by: "file" | "content";
+}
+
+interface Meta {
+  inputs: Input[];
+  snapshot: { size: number; mtimeMs: number; ino: number; sha256: string };
+}
+
+function inputsOf(r: ResolvedBundle, plan: VmPlan): Input[] {
+  const files = [plan.kernel, plan.initrd, plan.image, process.execPath].filter((f): f is string => !!f);
+  return [
+    ...files.map((path) => ({ path, id: fileId(path), by: "file" as const })),
+    { path: r.hypervisorArgsFile, id: contentId(r.hypervisorArgsFile), by: "content" },
+  ];
 }
 
 export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
@@ -77,162 +114,154 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
   return h.digest("hex").slice(0, 16);
 }
 
-/** The snapshot for this configuration, built now (under a lock) if there is none. */
+/** A template in use: its snapshot cannot be removed until release(). */
+export interface TemplateLease {
+  snapshot: string;
+  release(): void;
+}
+
+/** The snapshot for this configuration, held, and built now (under a lock) if there is none. */
 export async function ensureTemplate(
   root: string,
   r: ResolvedBundle,
   plan: VmPlan,
   log: Logger,
   bootTimeoutMs: number,
-): Promise<string> {
+): Promise<TemplateLease> {
   const top = join(root, TEMPLATES_DIR);
-  const key = templateKey(r, plan);
-  const snapshot = join(top, key, SNAPSHOT);
-  if (exists(snapshot)) return snapshot;
+  const dir = join(top, templateKey(r, plan));
+  const ready = lease(dir);
+  if (ready) return ready;
   mkdirSync(top, { recursive: true, mode: 0o700 });
   const lock = openSync(join(top, ".lock"), "a", 0o600);
   try {
     libc().flock(lock, LOCK_EX);
-    if (exists(snapshot)) return snapshot;
-    // Templates of other configurations are stale: this one replaces them.
-    for (const old of readdirSync(top)) if (old !== ".lock") unmountAndRemove(join(top, old));
-    const build = join(top, `${key}.build`);
+    const built = lease(dir);
+    if (built) return built;
+    // Missing or damaged: whoever still holds a damaged one fails with it; wait for them.
+    if (!remove(dir, true)) throw new RuntimeError(`cannot remove the damaged VM template ${dir}`);
+    const build = `${dir}.build`;
     await buildTemplate(r, build, log, bootTimeoutMs);
-    renameSync(build, join(top, key));
-    log.info(`built VM template ${join(top, key)}`);
-    return snapshot;
+    recordMeta(build, inputsOf(r, plan));
+    renameSync(build, dir);
+    log.info(`built VM template ${dir}`);
+    pruneStale(top, dir, log);
+    const fresh = lease(dir);
+    if (!fresh) throw new RuntimeError(`VM template ${dir}: unusable right after its build`);
+    return fresh;
   } finally {
     libc().flock(lock, LOCK_UN);
     closeSync(lock);
   }
 }
 
-function exists(path: string): boolean {
+function readMeta(dir: string): Meta | undefined {
   try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function buildTemplate(
-  r: ResolvedBundle,
-  dir: string,
-  log: Logger,
-  bootTimeoutMs: number,
-): Promise<void> {
-  unmountAndRemove(dir);
-  mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
-  const plan = planVm(r, dir, "template");
-  const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
-  const qemu = spawnWithParentDeath([plan.path, ...plan.args], { cwd: dir, stdio: ["ignore", hvLog, hvLog] });
-  closeSync(hvLog);
-  let exited: number | undefined;
-  void qemu.exited.then((c) => {
-    exited = c;
-  });
-  // The same words as a cold boot's errors (standin/container.ts): one bound, one story.
-  const fail = (what: string) =>
-    new RuntimeError(
-      `building the VM template: ${what}${exited !== undefined ? ` (hypervisor exited with status ${exited})` : ""}; console: ${consoleTail(dir)}`,
-    );
-  const cwd = process.cwd();
-  process.chdir(dir);
-  try {
-    const deadline = Date.now() + bootTimeoutMs;
-    const sock = await connectUnixRetry(
-      socketPath(dir, VM_FILES.agent),
-      deadline,
-      () => exited === undefined,
-    ).catch(() => {
-      throw fail("the hypervisor did not open the agent socket");
-    });
-    const agent = new Channel(socketTransport(sock));
-    let ready = false;
-    while (!ready && Date.now() < deadline && exited === undefined) {
-      ready = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_MS).then(
-        () => true,
-        () => false,
-      );
-    }
-    if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
-    const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
-    await qmp.execute("stop");
-    await qmp.execute("migrate", { uri: `exec:cat > ${SNAPSHOT}` });
-    await waitMigration(qmp, (s) => fail(snapshotFailure(join(dir, SNAPSHOT), s)));
-    await qmp.execute("quit").catch(() => {});
-    qmp.close();
-    agent.close();
-    await qemu.exited;
-    log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes`);
-  } catch (err) {
-    if (exited === undefined) process.kill(qemu.pid, "SIGKILL");
-    unmountAndRemove(dir);
-    throw err;
-  } finally {
-    process.chdir(cwd);
-  }
-}
-
-/**
- * Why saving to `snapshot` failed. QEMU only sees its `cat` go away; cat's own error is lost
- * (the hypervisor log is on the same full filesystem), so a filesystem left without space
- * is what says it ran out.
- */
-function snapshotFailure(snapshot: string, status: string): string {
-  const free = freeBytes(dirname(snapshot));
-  if (free !== undefined && free < FULL_BELOW_BYTES) {
-    return `no space left on device for the snapshot ${snapshot} (${Math.floor(free / MIB)} MiB free)`;
-  }
-  return `saving the guest to ${snapshot}: migration ${status}`;
-}
-
-/** Space this process may still write in `dir`'s filesystem (root may use the reserved blocks). */
-function freeBytes(dir: string): number | undefined {
-  try {
-    const st = statfsSync(dir);
-    return (process.getuid?.() === 0 ? st.bfree : st.bavail) * st.bsize;
+    return JSON.parse(readFileSync(join(dir, META), "utf8")) as Meta;
   } catch {
     return undefined;
   }
 }
 
-/** Polls query-migrate until the migration completed; anything else after it is an error. */
-export async function waitMigration(qmp: Qmp, error: (status: string) => Error): Promise<void> {
-  const until = Date.now() + MIGRATE_MS;
-  while (Date.now() < until) {
-    const info = (await qmp.execute("query-migrate")) as { status?: string };
-    if (info.status === "completed") return;
-    if (info.status === "failed" || info.status === "cancelled") throw error(info.status);
-    await Bun.sleep(MIGRATE_POLL_MS);
+function snapshotSha256(file: string): string {
+  const h = createHash("sha256");
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
   }
-  throw error("timed out");
+  return h.digest("hex");
 }
 
-/** A clone starts paused, waiting for its state: `-incoming defer`, then migrate-incoming. */
-export const INCOMING_ARGS = ["-incoming", "defer"];
+function recordMeta(dir: string, inputs: Input[]): void {
+  const file = join(dir, SNAPSHOT);
+  const st = statSync(file);
+  const meta: Meta = {
+    inputs,
+    snapshot: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: snapshotSha256(file) },
+  };
+  writeFileNamed(join(dir, META), `${JSON.stringify(meta, null, 2)}\n`);
+  closeSync(openSync(join(dir, IN_USE), "a", 0o600));
+}
 
-export async function restoreFromTemplate(
-  qmpPath: string,
-  snapshot: string,
-  deadline: number,
-): Promise<void> {
-  const sock = await connectUnixRetry(qmpPath, deadline);
-  sock.destroy();
-  const qmp = await Qmp.connect(qmpPath);
+/** Holds `dir`'s template (shared lock) if it is whole: the snapshot is as recorded. */
+function lease(dir: string): TemplateLease | undefined {
+  let fd: number;
   try {
-    await qmp.execute("migrate-incoming", { uri: `exec:cat '${snapshot.replaceAll("'", "'\\''")}'` });
-    const until = Date.now() + MIGRATE_MS;
-    for (;;) {
-      const st = (await qmp.execute("query-status")) as { status?: string };
-      if (st.status === "paused" || st.status === "postmigrate" || st.status === "running") break;
-      if (Date.now() > until) throw new RuntimeError(`restoring the VM template: guest state ${st.status}`);
-      await Bun.sleep(MIGRATE_POLL_MS);
-    }
-    // Without -S the guest may already run once its state is in: cont is then a no-op.
-    await qmp.execute("cont").catch(() => {});
+    fd = openSync(join(dir, IN_USE), "r");
+  } catch {
+    return undefined;
+  }
+  libc().flock(fd, LOCK_SH);
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    libc().flock(fd, LOCK_UN);
+    closeSync(fd);
+  };
+  const meta = readMeta(dir);
+  const snapshot = join(dir, SNAPSHOT);
+  try {
+    const st = statSync(snapshot);
+    const m = meta?.snapshot;
+    if (m && st.size === m.size && st.mtimeMs === m.mtimeMs && st.ino === m.ino) return { snapshot, release };
+  } catch {
+    // no snapshot
+  }
+  release();
+  return undefined;
+}
+
+/** True when the snapshot's content is no longer what was recorded at its build. */
+export function snapshotDamaged(snapshot: string): boolean {
+  const meta = readMeta(join(snapshot, ".."));
+  try {
+    return !meta || snapshotSha256(snapshot) !== meta.snapshot.sha256;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Removes a template unless someone holds it (`wait`: until they let go). Returns whether
+ * it is gone.
+ */
+function remove(dir: string, wait: boolean): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(join(dir, IN_USE), "r");
+  } catch {
+    // No lock file: a partial template nobody can hold.
+  }
+  try {
+    if (fd !== undefined && libc().flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) !== 0) return false;
+    unmountAndRemove(dir);
+    return true;
   } finally {
-    qmp.close();
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Removes a damaged template (after a failed restore found its checksum changed). */
+export function discardTemplate(snapshot: string): void {
+  remove(join(snapshot, ".."), true);
+}
+
+function stale(dir: string): boolean {
+  const meta = readMeta(dir);
+  if (!meta) return true;
+  return meta.inputs.some((i) => (i.by === "file" ? fileId(i.path) : contentId(i.path)) !== i.id);
+}
+
+/** Under the build lock: unfinished builds, and stale templates nobody holds, go. */
+function pruneStale(top: string, keep: string, log: Logger): void {
+  for (const name of readdirSync(top)) {
+    const dir = join(top, name);
+    if (name === ".lock" || dir === keep) continue;
+    if (name.endsWith(".build")) unmountAndRemove(dir);
+    else if (stale(dir) && remove(dir, false)) log.debug(`removed stale VM template ${dir}`);
   }
 }

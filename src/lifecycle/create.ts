@@ -8,9 +8,16 @@ import type { App } from "../cli/app.ts";
 import type { CreateFlags } from "../commands/create.ts";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
 import { planVm } from "../hypervisor/launcher.ts";
-import { ensureTemplate, INCOMING_ARGS, templatingEnabled } from "../hypervisor/template.ts";
+import {
+  discardTemplate,
+  ensureTemplate,
+  INCOMING_ARGS,
+  RESTORE_FAILED,
+  snapshotDamaged,
+  templatingEnabled,
+} from "../hypervisor/template.ts";
 import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
@@ -114,34 +121,35 @@ export async function create(
   let standin: StartedStandin | undefined;
   try {
     const timeout = bootTimeoutMs(plan.accel.accel);
-    let incoming: string | undefined;
-    if (templatingEnabled(r)) {
-      incoming = await ensureTemplate(app.opts.root, r, plan, app.logger, timeout);
-      plan.args.push(...INCOMING_ARGS);
-      app.logger.debug(`${id}: starting from template ${incoming}`);
-    }
     const { config, shares } = guestConfig(r.oci, id, r.rootfs);
     app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
-    const launch: ContainerLaunch = {
-      kind: "container",
-      id,
-      root: app.opts.root,
-      stateDir: dir,
-      hypervisor: { path: plan.path, args: plan.args },
-      guestConfig: config,
-      shares,
-      terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
-      bootTimeoutMs: timeout,
-      detached,
-      incoming,
-      log: app.loggerOptions,
-    };
     const launchFile = join(dir, "standin.json");
-    writeFileNamed(launchFile, JSON.stringify(launch));
-    standin = await startStandin(launchFile, timeout + 30_000, terminal, (pid) => {
-      const proc = hostProcess(pid);
-      if (proc) app.store.update(id, (s) => ({ ...s, standin: proc }));
-    });
+    const writeLaunch = (incoming: string | undefined) => {
+      const launch: ContainerLaunch = {
+        kind: "container",
+        id,
+        root: app.opts.root,
+        stateDir: dir,
+        hypervisor: { path: plan.path, args: plan.args },
+        guestConfig: config,
+        shares,
+        terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
+        bootTimeoutMs: timeout,
+        detached,
+        incoming,
+        log: app.loggerOptions,
+      };
+      writeFileNamed(launchFile, JSON.stringify(launch));
+      return launchFile;
+    };
+    const start = (incoming: string | undefined) =>
+      startStandin(writeLaunch(incoming), timeout + 30_000, terminal, (pid) => {
+        const proc = hostProcess(pid);
+        if (proc) app.store.update(id, (s) => ({ ...s, standin: proc }));
+      });
+    standin = templatingEnabled(r)
+      ? await startFromTemplate(app, id, r, plan, timeout, start)
+      : await start(undefined);
     const { ready } = standin;
     const proc = hostProcess(ready.pid);
     if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
@@ -164,5 +172,36 @@ export async function create(
     standin?.release();
     await destroy(app.store, id);
     throw err;
+  }
+}
+
+/**
+ * The stand-in with its VM restored from the configuration's template, which stays held
+ * (not removable) until the restore is over. A restore that fails on a snapshot whose
+ * checksum no longer matches its build discards it and tries once more, rebuilt.
+ */
+async function startFromTemplate(
+  app: App,
+  id: string,
+  r: ReturnType<typeof resolveBundle>,
+  plan: ReturnType<typeof planVm>,
+  timeout: number,
+  start: (incoming: string) => Promise<StartedStandin>,
+): Promise<StartedStandin> {
+  plan.args.push(...INCOMING_ARGS);
+  for (let attempt = 1; ; attempt++) {
+    const held = await ensureTemplate(app.opts.root, r, plan, app.logger, timeout);
+    app.logger.debug(`${id}: starting from template ${held.snapshot}`);
+    try {
+      return await start(held.snapshot);
+    } catch (err) {
+      if (attempt > 1 || !errorMessage(err).startsWith(RESTORE_FAILED)) throw err;
+      held.release();
+      if (!snapshotDamaged(held.snapshot)) throw err;
+      app.logger.warn(`${id}: VM template ${held.snapshot} is damaged (its checksum changed): rebuilding it`);
+      discardTemplate(held.snapshot);
+    } finally {
+      held.release();
+    }
   }
 }

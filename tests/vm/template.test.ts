@@ -1,10 +1,22 @@
 /**
  * VM templating (CC_OCI_TEMPLATE=1): the first container builds a template snapshot, later
- * ones are restored from it, each with its own random pool and the right clock; a change of
- * configuration builds a new template and removes the old one.
+ * ones are restored from it, each with its own random pool and the right clock; a changed
+ * configuration builds a new template and the stale one goes; two configurations keep
+ * theirs side by side; a truncated or damaged snapshot is rebuilt (safety issue, item 5).
  */
 import { describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, readdirSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
@@ -16,11 +28,22 @@ const probe = [
   "-c",
   "cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s",
 ];
+let bundleOfFirst = "";
+/** The snapshot built last (the tests below give their bundle a configuration of its own). */
+function newestSnapshot(): string {
+  const newest = templates()
+    .map((k) => join(rt.root, ".templates", k, "snapshot"))
+    .filter((f) => existsSync(f))
+    .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs)[0];
+  if (!newest) throw new Error("no template snapshot");
+  return newest;
+}
 const templates = () => readdirSync(join(rt.root, ".templates")).filter((n) => n !== ".lock");
 
 describe("templating", () => {
   test("clones start from the snapshot, each with its own entropy and the host's time", async () => {
     const bundle = makeBundle({ args: probe });
+    bundleOfFirst = bundle;
     const first = await rt.run(["run", "--bundle", bundle, "t1"], { env });
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
@@ -44,14 +67,68 @@ describe("templating", () => {
     expect(templates().length).toBe(1);
   }, 240_000);
 
-  test("changing hypervisor.args builds a new template and drops the old one", async () => {
+  test("changing a configuration's hypervisor.args builds a new template; the stale one goes", async () => {
     const before = templates();
-    const bundle = makeBundle({ args: ["true"] });
-    appendFileSync(join(bundle, "hypervisor.args"), "\n# a change\n");
-    const r = await rt.run(["run", "--bundle", bundle, "t4"], { env });
+    appendFileSync(join(bundleOfFirst, "hypervisor.args"), "\n# a change\n");
+    const r = await rt.run(["run", "--bundle", bundleOfFirst, "t4"], { env });
     expect(r.code).toBe(0);
     const after = templates();
     expect(after.length).toBe(1);
     expect(after).not.toEqual(before);
+  }, 240_000);
+
+  test("two configurations in one root keep their own templates, used at once", async () => {
+    const a = makeBundle({ args: ["true"] });
+    const b = makeBundle({ args: ["true"] });
+    appendFileSync(join(b, "hypervisor.args"), "\n# configuration b\n");
+    const first = await Promise.all([
+      rt.run(["run", "--bundle", a, "two-a1"], { env }),
+      rt.run(["run", "--bundle", b, "two-b1"], { env }),
+    ]);
+    expect(first.map((r) => r.code)).toEqual([0, 0]);
+    const both = templates();
+    const again = await Promise.all(
+      [a, b, a, b].map((bundle, i) => rt.run(["run", "--bundle", bundle, `two-${i}`], { env })),
+    );
+    expect(again.map((r) => [r.code, r.stderr])).toEqual([
+      [0, ""],
+      [0, ""],
+      [0, ""],
+      [0, ""],
+    ]);
+    expect(templates().sort()).toEqual(both.sort());
+    expect(rt.leftovers()).toEqual([]);
+  }, 300_000);
+
+  test("a truncated snapshot is found before use and rebuilt", async () => {
+    const bundle = makeBundle({ args: ["echo", "after-truncation"] });
+    appendFileSync(join(bundle, "hypervisor.args"), "\n# truncation test\n");
+    expect((await rt.run(["run", "--bundle", bundle, "tr1"], { env })).code).toBe(0);
+    const snap = newestSnapshot();
+    truncateSync(snap, 4096);
+    const r = await rt.run(["run", "--bundle", bundle, "tr2"], { env });
+    expect(r).toMatchObject({ code: 0, stdout: "after-truncation\n", stderr: "" });
+    expect(statSync(newestSnapshot()).size).toBeGreaterThan(1024 * 1024);
+  }, 240_000);
+
+  test("a snapshot damaged in place (same size and time): the failed restore checks it, rebuilds it", async () => {
+    const bundle = makeBundle({ args: ["echo", "after-damage"] });
+    appendFileSync(join(bundle, "hypervisor.args"), "\n# damage test\n");
+    expect((await rt.run(["run", "--bundle", bundle, "dm1"], { env })).code).toBe(0);
+    const snap = newestSnapshot();
+    // The time is put back to the nanosecond (touch -r), as a silent corruption would leave it.
+    const ref = `${snap}.time`;
+    expect(Bun.spawnSync(["touch", "-r", snap, ref]).exitCode).toBe(0);
+    const fd = openSync(snap, "r+");
+    writeSync(fd, new Uint8Array(64 * 1024).fill(0xa5), 0, 64 * 1024, 0);
+    closeSync(fd);
+    expect(Bun.spawnSync(["touch", "-r", ref, snap]).exitCode).toBe(0);
+    rmSync(ref);
+    const r = await rt.run(["run", "--bundle", bundle, "dm2"], { env });
+    expect(r).toMatchObject({ code: 0, stdout: "after-damage\n", stderr: "" });
+    expect(readFileSync(rt.log, "utf8")).toMatch(
+      /VM template .*snapshot is damaged \(its checksum changed\): rebuilding it/,
+    );
+    expect(rt.leftovers()).toEqual([]);
   }, 240_000);
 });

@@ -1,0 +1,154 @@
+/**
+ * The two migrations of VM templating: saving a booted template guest to its snapshot file,
+ * and restoring a container's VM from it. Both follow QMP's MIGRATION events (never a poll
+ * to a deadline): a failed or refused migration, or a hypervisor that exits, is an error at
+ * once, naming the snapshot file.
+ */
+import { closeSync, mkdirSync, openSync, statfsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { ResolvedBundle } from "../config/resolver.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
+import type { Logger } from "../log/logger.ts";
+import { Channel } from "../protocol/channel.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
+import { unmountAndRemove } from "../sys/mounts.ts";
+import { spawnWithParentDeath } from "../sys/spawn.ts";
+import { consoleTail, planVm, socketPath, VM_FILES } from "./launcher.ts";
+import { Qmp } from "./qmp.ts";
+
+export const SNAPSHOT = "snapshot";
+/** How a restore failure starts: create recognises it (it crosses from the stand-in as text). */
+export const RESTORE_FAILED = "restoring the VM template";
+const MIGRATE_MS = 60_000;
+const HELLO_MS = 250;
+const MIB = 1024 * 1024;
+/** Free space below which a failed snapshot write is taken to have filled its filesystem. */
+const FULL_BELOW_BYTES = MIB;
+const ENDED = new Set(["completed", "failed", "cancelled"]);
+
+/** A clone starts paused, waiting for its state: `-incoming defer`, then migrate-incoming. */
+export const INCOMING_ARGS = ["-incoming", "defer"];
+
+/**
+ * Runs one migration command (`migrate` out, `migrate-incoming` in) and waits for its
+ * MIGRATION event to say how it ended; returns that status.
+ */
+async function migration(qmp: Qmp, command: string, uri: string): Promise<string> {
+  await qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+  const ended = qmp.waitEvent(
+    (ev) => ev.event === "MIGRATION" && ENDED.has(String(ev.data?.status)),
+    MIGRATE_MS,
+    "end of the migration",
+  );
+  ended.catch(() => {});
+  await qmp.execute(command, { uri });
+  return String((await ended).data?.status);
+}
+
+export async function buildTemplate(
+  r: ResolvedBundle,
+  dir: string,
+  log: Logger,
+  bootTimeoutMs: number,
+): Promise<void> {
+  unmountAndRemove(dir);
+  mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
+  const plan = planVm(r, dir, "template");
+  const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
+  const qemu = spawnWithParentDeath([plan.path, ...plan.args], { cwd: dir, stdio: ["ignore", hvLog, hvLog] });
+  closeSync(hvLog);
+  let exited: number | undefined;
+  void qemu.exited.then((c) => {
+    exited = c;
+  });
+  // The same words as a cold boot's errors (standin/container.ts): one bound, one story.
+  const fail = (what: string) =>
+    new RuntimeError(
+      `building the VM template: ${what}${exited !== undefined ? ` (hypervisor exited with status ${exited})` : ""}; console: ${consoleTail(dir)}`,
+    );
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    const deadline = Date.now() + bootTimeoutMs;
+    const sock = await connectUnixRetry(
+      socketPath(dir, VM_FILES.agent),
+      deadline,
+      () => exited === undefined,
+    ).catch(() => {
+      throw fail("the hypervisor did not open the agent socket");
+    });
+    const agent = new Channel(socketTransport(sock));
+    let ready = false;
+    while (!ready && Date.now() < deadline && exited === undefined) {
+      ready = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_MS).then(
+        () => true,
+        () => false,
+      );
+    }
+    if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
+    const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
+    await qmp.execute("stop");
+    const status = await migration(qmp, "migrate", `exec:cat > ${SNAPSHOT}`);
+    if (status !== "completed") throw fail(snapshotFailure(join(dir, SNAPSHOT), status));
+    await qmp.execute("quit").catch(() => {});
+    qmp.close();
+    agent.close();
+    await qemu.exited;
+    log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes`);
+  } catch (err) {
+    if (exited === undefined) process.kill(qemu.pid, "SIGKILL");
+    unmountAndRemove(dir);
+    throw err;
+  } finally {
+    process.chdir(cwd);
+  }
+}
+
+/**
+ * Why saving to `snapshot` failed. QEMU only sees its `cat` go away; cat's own error is lost
+ * (the hypervisor log is on the same full filesystem), so a filesystem left without space
+ * is what says it ran out.
+ */
+function snapshotFailure(snapshot: string, status: string): string {
+  const free = freeBytes(dirname(snapshot));
+  if (free !== undefined && free < FULL_BELOW_BYTES) {
+    return `no space left on device for the snapshot ${snapshot} (${Math.floor(free / MIB)} MiB free)`;
+  }
+  return `saving the guest to ${snapshot}: migration ${status}`;
+}
+
+/** Space this process may still write in `dir`'s filesystem (root may use the reserved blocks). */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const st = statfsSync(dir);
+    return (process.getuid?.() === 0 ? st.bfree : st.bavail) * st.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads the snapshot into the clone waiting with INCOMING_ARGS; fails at once if QEMU refuses it. */
+export async function restoreFromTemplate(
+  qmpPath: string,
+  snapshot: string,
+  deadline: number,
+): Promise<void> {
+  const sock = await connectUnixRetry(qmpPath, deadline);
+  sock.destroy();
+  const qmp = await Qmp.connect(qmpPath);
+  try {
+    const status = await migration(
+      qmp,
+      "migrate-incoming",
+      `exec:cat '${snapshot.replaceAll("'", "'\\''")}'`,
+    );
+    if (status !== "completed") throw new Error(`migration ${status}`);
+    // Without -S the guest runs once its state is in: cont is then a no-op.
+    await qmp.execute("cont").catch(() => {});
+  } catch (err) {
+    throw new RuntimeError(`${RESTORE_FAILED} ${snapshot}: ${errorMessage(err)}`);
+  } finally {
+    qmp.close();
+  }
+}
