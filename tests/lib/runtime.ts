@@ -103,16 +103,18 @@ export class Runtime {
 /**
  * qemu-system processes started by the tests: the runtime runs QEMU with the container's
  * state directory as cwd, and test roots are temporary directories named cc-oci-root-*.
- * (Other VMs on the machine, a developer's or a benchmark's, are not counted.)
+ * (Other VMs on the machine, a developer's or a benchmark's, are not counted.) With `root`,
+ * only those of that test root.
  */
-export function qemuProcesses(): number[] {
+export function qemuProcesses(root?: string): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8");
       if (!cmd.split("\0")[0]?.includes("qemu-system")) continue;
-      if (readlinkSync(`/proc/${name}/cwd`).includes("/cc-oci-root-")) out.push(Number(name));
+      const cwd = readlinkSync(`/proc/${name}/cwd`);
+      if (root ? cwd.startsWith(`${root}/`) : cwd.includes("/cc-oci-root-")) out.push(Number(name));
     } catch {
       // gone
     }
