@@ -68,8 +68,16 @@ export type ReadyMessage = z.infer<typeof ReadyMessage>;
 
 export const READY_FD = 3;
 
+let reportedUp = false;
+
+/** Whether the starter was told that this stand-in is up: only then is its exit status wanted. */
+export function reportedReady(): boolean {
+  return reportedUp;
+}
+
 /** Sends the one ready message to the parent and closes the fd (the parent then returns). */
 export function reportReady(msg: ReadyMessage): void {
+  reportedUp = msg.ok;
   try {
     writeSync(READY_FD, `${JSON.stringify(msg)}\n`);
     closeSync(READY_FD);

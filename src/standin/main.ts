@@ -3,7 +3,7 @@ import { readJsonFile } from "../config/validate.ts";
 import { libc } from "../sys/libc.ts";
 import { runContainerStandin } from "./container.ts";
 import { runExecStandin } from "./exec.ts";
-import { Launch, reportReady } from "./launch.ts";
+import { Launch, reportedReady, reportReady } from "./launch.ts";
 import { restoreBlockingAtExit } from "./stdio.ts";
 
 /** How long a detached stand-in waits for its starter to exit (see launch.ts `detached`). */
@@ -26,7 +26,9 @@ export async function runStandin(argv: string[]): Promise<number> {
   process.title = `cc-oci-runtime standin ${spec.id}`;
   restoreBlockingAtExit();
   const status = await (spec.kind === "container" ? runContainerStandin(spec) : runExecStandin(spec));
-  if (spec.detached) {
+  // A stand-in that failed to start has no status for anyone: its starter, which is waiting
+  // for it to exit, returns the error at once.
+  if (spec.detached && reportedReady()) {
     const until = Date.now() + REPARENT_WAIT_MS;
     while (libc().getppid() === starter && Date.now() < until) await Bun.sleep(10);
   }
