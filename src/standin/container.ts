@@ -121,7 +121,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       if (finishing) return;
       finishing = true;
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
-      store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+      try {
+        store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+      } catch (err) {
+        // The VM is torn down and the status returned all the same: state then reports the
+        // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).
+        log.error(`${spec.id}: cannot record the exit status ${status}: ${errorMessage(err)}`);
+      }
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
       const synced =

@@ -6,6 +6,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -120,10 +121,16 @@ export class StateStore {
     }
   }
 
+  /** A failed write (a full disk) leaves the old state.json and no temporary file. */
   private writeUnlocked(id: string, state: StoredState): void {
     const file = join(this.dir(id), "state.json");
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, file);
+    try {
+      writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw new RuntimeError(`cannot write ${file}: ${(err as Error).message}`);
+    }
   }
 }

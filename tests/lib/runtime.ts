@@ -24,6 +24,10 @@ export interface RootOptions {
   rootArg?: string;
   /** The runtime's working directory (for a relative `rootArg`). */
   cwd?: string;
+  /** The `--log` file (default: log.json in the root). */
+  log?: string;
+  /** Where run() keeps a call's stdout and stderr (default: the root). */
+  outputDir?: string;
 }
 
 export class Runtime {
@@ -31,11 +35,13 @@ export class Runtime {
   readonly log: string;
   private readonly rootArg: string;
   private readonly cwd?: string;
+  private readonly outputDir: string;
   private calls = 0;
 
   constructor(opts: RootOptions = {}) {
     this.root = opts.root ?? tempDir("cc-oci-root-");
-    this.log = join(this.root, "log.json");
+    this.log = opts.log ?? join(this.root, "log.json");
+    this.outputDir = opts.outputDir ?? this.root;
     this.rootArg = opts.rootArg ?? this.root;
     this.cwd = opts.cwd;
     allRoots.push(this);
@@ -61,8 +67,8 @@ export class Runtime {
    */
   async run(args: string[], opts: RtOptions = {}): Promise<RunResult & { bytes: Uint8Array }> {
     const n = this.calls++;
-    const outFile = join(this.root, `.out.${n}`);
-    const errFile = join(this.root, `.err.${n}`);
+    const outFile = join(this.outputDir, `.out.${n}`);
+    const errFile = join(this.outputDir, `.err.${n}`);
     const child = Bun.spawn(this.argv(args), {
       stdin:
         opts.stdin === undefined

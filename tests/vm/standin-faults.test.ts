@@ -4,8 +4,9 @@
  * either way the workload's exit status is kept and nothing is left behind.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { mountsBelow } from "../../src/sys/mounts.ts";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
 import { qemuProcesses, Runtime } from "../lib/runtime.ts";
@@ -59,4 +60,45 @@ describe("a reader that closes early (| head -c 100)", () => {
     expect(rt.leftovers()).toEqual([]);
     expect(qemuProcesses(rt.root)).toEqual([]);
   }, 120_000);
+});
+
+/** Every file below dir whose name says it is a temporary one (an atomic write's leftover). */
+function tempFilesBelow(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".tmp"));
+}
+
+describe("a full filesystem under --root", () => {
+  test("when the workload exits: the error is in the log, the status is kept, nothing is left", async () => {
+    const root = tempDir("cc-oci-root-");
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0711", "tmpfs", root]);
+    expect(mounted.exitCode).toBe(0);
+    // The log and the call's output are elsewhere: the root will be full.
+    const elsewhere = tempDir();
+    const full = new Runtime({ root, log: join(elsewhere, "log.json"), outputDir: elsewhere });
+    try {
+      const fill = join(root, ".fill");
+      mkdirSync(fill);
+      const b = makeBundle({
+        args: ["sh", "-c", "cat /dev/zero >/fill/zeros 2>/dev/null; echo filled >&2; exit 7"],
+        edit: (s) => {
+          (s.mounts as unknown[]).push({
+            destination: "/fill",
+            type: "bind",
+            source: fill,
+            options: ["rbind"],
+          });
+        },
+      });
+      const r = await full.run(["run", "--bundle", b, "fulldisk"], { env: { CC_OCI_TEMPLATE: "0" } });
+      expect(r.stderr).toBe("filled\n");
+      expect(r.code).toBe(7);
+      expect(full.lastLogError()).toMatch(/fulldisk: .*state\.json.*(ENOSPC|no space left)/i);
+      expect(full.leftovers()).toEqual([]);
+      expect(tempFilesBelow(root)).toEqual([]);
+      expect(mountsBelow(root)).toEqual([root]);
+      expect(qemuProcesses(root)).toEqual([]);
+    } finally {
+      await full.dispose(); // unmounts the tmpfs, then removes its mount point
+    }
+  }, 180_000);
 });
