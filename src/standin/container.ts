@@ -13,7 +13,7 @@ import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { bindShares } from "../lifecycle/shares.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { libc } from "../sys/libc.ts";
@@ -50,6 +50,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
+  let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
 
   const teardown = () => {
     theHub?.close();
@@ -87,6 +88,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       throw bootError("the hypervisor did not open the agent socket");
     }
     agent = new Channel(socketTransport(sock));
+    // From the first message on: the agent may report a fault while it creates the container.
+    agent.onEvent = (ev) => {
+      if (ev.event !== "log") return onWorkloadEvent(ev);
+      const line = `${spec.id}: guest agent: ${ev.message}`;
+      if (ev.level === "error") log.error(line);
+      else log.warn(line);
+    };
     const hello = await sayHello(agent, deadline, alive);
     if (!hello) throw bootError(`the guest agent did not come up within ${spec.bootTimeoutMs} ms`);
     log.debug(`${spec.id}: agent ready (guest kernel ${hello.kernel})`);
@@ -142,7 +150,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       log.debug(`${spec.id}: workload exited with status ${status}`);
       reportExit(status);
     };
-    agent.onEvent = (ev) => {
+    onWorkloadEvent = (ev) => {
       if (theHub?.routeEvent(ev)) return;
       if (ev.event === "exit" && ev.id === spec.id) void finish(ev.status);
     };
