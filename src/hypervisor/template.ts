@@ -13,7 +13,17 @@
  *   <root>/.templates/.lock            one builder at a time
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+} from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
@@ -29,6 +39,8 @@ import { Qmp } from "./qmp.ts";
 
 export const TEMPLATES_DIR = ".templates";
 export const SNAPSHOT = "snapshot";
+/** Where a template build receives its guest's migration stream. */
+const MIGRATION_SOCKET = "migration.sock";
 const MIGRATE_POLL_MS = 20;
 const MIGRATE_MS = 60_000;
 const HELLO_MS = 250;
@@ -147,8 +159,15 @@ async function buildTemplate(
     if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
-    await qmp.execute("migrate", { uri: `exec:cat > ${SNAPSHOT}` });
-    await waitMigration(qmp, (s) => fail(`saving the guest: migration ${s}`));
+    // QEMU may not spawn (-sandbox spawn=deny: no `exec:cat > file`): it connects to us instead.
+    const saved = await receiveSnapshot(socketPath(dir, MIGRATION_SOCKET), join(dir, SNAPSHOT));
+    try {
+      await qmp.execute("migrate", { uri: `unix:${socketPath(dir, MIGRATION_SOCKET)}` });
+      await waitMigration(qmp, (s) => fail(`saving the guest: migration ${s}`));
+      await saved.written;
+    } finally {
+      saved.close();
+    }
     await qmp.execute("quit").catch(() => {});
     qmp.close();
     agent.close();
@@ -175,19 +194,43 @@ export async function waitMigration(qmp: Qmp, error: (status: string) => Error):
   throw error("timed out");
 }
 
-/** A clone starts paused, waiting for its state: `-incoming defer`, then migrate-incoming. */
-export const INCOMING_ARGS = ["-incoming", "defer"];
+/**
+ * A listener for the one migration stream QEMU sends, written to `file`; `written` settles
+ * when the stream has ended and is on disk (or rejects with the write's error).
+ */
+async function receiveSnapshot(path: string, file: string) {
+  const server = createServer();
+  const written = new Promise<void>((resolve, reject) => {
+    server.once("connection", (sock) => {
+      server.close();
+      const out = createWriteStream(file, { mode: 0o600 });
+      sock.pipe(out);
+      out.once("finish", () => resolve());
+      out.once("error", reject);
+      sock.once("error", reject);
+    });
+  });
+  written.catch(() => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  return { written, close: () => server.close() };
+}
 
-export async function restoreFromTemplate(
-  qmpPath: string,
-  snapshot: string,
-  deadline: number,
-): Promise<void> {
+/**
+ * A clone starts with its state read from the snapshot, open as this fd of QEMU's (the
+ * stand-in passes it): QEMU reads the file itself, and spawns nothing (spawn=deny).
+ */
+export const INCOMING_FD = 3;
+export const INCOMING_ARGS = ["-incoming", `fd:${INCOMING_FD}`];
+
+/** Waits until the clone has its state, then lets it run. */
+export async function restoreFromTemplate(qmpPath: string, deadline: number): Promise<void> {
   const sock = await connectUnixRetry(qmpPath, deadline);
   sock.destroy();
   const qmp = await Qmp.connect(qmpPath);
   try {
-    await qmp.execute("migrate-incoming", { uri: `exec:cat '${snapshot.replaceAll("'", "'\\''")}'` });
     const until = Date.now() + MIGRATE_MS;
     for (;;) {
       const st = (await qmp.execute("query-status")) as { status?: string };

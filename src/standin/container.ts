@@ -5,7 +5,7 @@
  * workload's status (128+N for a death by signal N) once all output is delivered.
  */
 import { randomBytes } from "node:crypto";
-import { openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { consoleTail, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
@@ -61,10 +61,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
 
   try {
     bindShares(shared, spec.shares);
+    // A clone reads its state from the template's snapshot on this fd (template.ts INCOMING_FD).
+    const snapshot = spec.incoming ? openSync(spec.incoming, "r") : undefined;
     qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
       cwd: dir,
-      stdio: ["ignore", hvLog, hvLog],
+      stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],
     });
+    if (snapshot !== undefined) closeSync(snapshot);
     const qemuPid = qemu.pid;
     void qemu.exited.then((code: number) => {
       qemuExit = code;
@@ -76,7 +79,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     );
 
     const alive = () => qemuExit === undefined;
-    if (spec.incoming) await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline);
+    if (spec.incoming) await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), deadline);
     const bootError = (what: string) =>
       new Error(
         `${what}${qemuExit !== undefined ? ` (hypervisor exited with status ${qemuExit})` : ""}; console: ${consoleTail(dir)}`,

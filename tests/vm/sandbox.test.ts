@@ -1,0 +1,53 @@
+/**
+ * QEMU runs confined: a seccomp filter (`-sandbox on,...`, from the shipped hypervisor.args),
+ * and the guest still boots, cold and from a template (which QEMU saves and loads without
+ * spawning anything: spawn=deny).
+ */
+import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeBundle } from "../lib/bundle.ts";
+import { tempDir } from "../lib/cli.ts";
+import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
+
+const rt = new Runtime();
+
+afterAll(async () => {
+  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+});
+
+/** The container's QEMU: its arguments and the fields of its /proc/PID/status. */
+function qemuOf(id: string): { args: string[]; status: Record<string, string> } {
+  const state = JSON.parse(readFileSync(join(rt.root, id, "state.json"), "utf8"));
+  const proc = `/proc/${state.vm.qemu.pid}`;
+  const text = readFileSync(`${proc}/status`, "utf8");
+  return {
+    args: readFileSync(`${proc}/cmdline`, "utf8").split("\0"),
+    status: Object.fromEntries(text.split("\n").map((l) => l.split(/:\s*/, 2) as [string, string])),
+  };
+}
+
+for (const [how, env] of [
+  ["cold boot", { CC_OCI_TEMPLATE: "0" }],
+  ["from a template", { CC_OCI_TEMPLATE: "1" }],
+] as const) {
+  test(`${how}: the guest boots and QEMU runs under its seccomp filter`, async () => {
+    const id = how === "cold boot" ? "sandcold" : "sandtemplate";
+    const b = makeBundle({ args: ["sh", "-c", "cat /proc/sys/kernel/random/boot_id; sleep 1000"] });
+    const out = join(tempDir(), "out");
+    const child = Bun.spawn(rt.argv(["run", "-d", "--bundle", b, id]), {
+      stdout: Bun.file(out),
+      env: { ...process.env, ...env },
+    });
+    expect(await child.exited).toBe(0);
+    const { args, status } = qemuOf(id);
+    expect(args.includes("-incoming")).toBe(how === "from a template");
+    expect(status.Seccomp).toBe("2");
+    expect(status.NoNewPrivs).toBe("1");
+    for (let i = 0; i < 100 && !readFileSync(out, "utf8"); i++) await Bun.sleep(100);
+    const bootId = readFileSync(out, "utf8").trim();
+    expect(bootId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bootId).not.toBe(HOST_BOOT_ID);
+    expect((await rt.run(["delete", "--force", id])).code).toBe(0);
+  }, 180_000);
+}
