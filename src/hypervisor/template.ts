@@ -34,7 +34,7 @@ import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
-import { consoleTail, planVm, socketPath, VM_FILES, type VmPlan } from "./launcher.ts";
+import { consoleTail, planVm, QEMU_CAPABILITIES, socketPath, VM_FILES, type VmPlan } from "./launcher.ts";
 import { Qmp } from "./qmp.ts";
 
 export const TEMPLATES_DIR = ".templates";
@@ -126,7 +126,11 @@ async function buildTemplate(
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
   const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
-  const qemu = spawnWithParentDeath([plan.path, ...plan.args], { cwd: dir, stdio: ["ignore", hvLog, hvLog] });
+  const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
+    cwd: dir,
+    stdio: ["ignore", hvLog, hvLog],
+    keepCapabilities: Object.values(QEMU_CAPABILITIES),
+  });
   closeSync(hvLog);
   let exited: number | undefined;
   void qemu.exited.then((c) => {

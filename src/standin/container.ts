@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
-import { consoleTail, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { bindShares } from "../lifecycle/shares.ts";
 import { Logger } from "../log/logger.ts";
@@ -66,6 +66,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
       cwd: dir,
       stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],
+      keepCapabilities: Object.values(QEMU_CAPABILITIES),
     });
     if (snapshot !== undefined) closeSync(snapshot);
     const qemuPid = qemu.pid;

@@ -1,11 +1,12 @@
 /**
- * QEMU runs confined: a seccomp filter (`-sandbox on,...`, from the shipped hypervisor.args),
- * and the guest still boots, cold and from a template (which QEMU saves and loads without
+ * QEMU runs confined: a seccomp filter (`-sandbox on,...`, from the shipped hypervisor.args)
+ * and only the capabilities its 9p server needs; the guest still boots and writes its files, cold and from a template (which QEMU saves and loads without
  * spawning anything: spawn=deny).
  */
 import { afterAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { QEMU_CAPABILITIES } from "../../src/hypervisor/launcher.ts";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
 import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
@@ -33,7 +34,15 @@ for (const [how, env] of [
 ] as const) {
   test(`${how}: the guest boots and QEMU runs under its seccomp filter`, async () => {
     const id = how === "cold boot" ? "sandcold" : "sandtemplate";
-    const b = makeBundle({ args: ["sh", "-c", "cat /proc/sys/kernel/random/boot_id; sleep 1000"] });
+    // As user 1000, through 9p: QEMU creates the file and gives it to its owner (CAP_CHOWN).
+    const b = makeBundle({
+      args: ["sh", "-c", "echo mine >/data/made; cat /proc/sys/kernel/random/boot_id; sleep 1000"],
+      writable: true,
+      edit: (s) => {
+        s.process.user = { uid: 1000, gid: 1000 };
+      },
+    });
+    chmodSync(join(b, "rootfs/data"), 0o777);
     const out = join(tempDir(), "out");
     const child = Bun.spawn(rt.argv(["run", "-d", "--bundle", b, id]), {
       stdout: Bun.file(out),
@@ -44,10 +53,16 @@ for (const [how, env] of [
     expect(args.includes("-incoming")).toBe(how === "from a template");
     expect(status.Seccomp).toBe("2");
     expect(status.NoNewPrivs).toBe("1");
+    // No capability but those its 9p server needs (none of SYS_ADMIN, NET_ADMIN, PTRACE...).
+    const kept = Object.values(QEMU_CAPABILITIES).reduce((m, c) => m | (1n << BigInt(c)), 0n);
+    for (const set of ["CapPrm", "CapEff", "CapBnd"]) expect(BigInt(`0x${status[set]}`)).toBe(kept);
     for (let i = 0; i < 100 && !readFileSync(out, "utf8"); i++) await Bun.sleep(100);
     const bootId = readFileSync(out, "utf8").trim();
     expect(bootId).toMatch(/^[0-9a-f-]{36}$/);
     expect(bootId).not.toBe(HOST_BOOT_ID);
+    const made = join(b, "rootfs/data/made");
+    expect(readFileSync(made, "utf8")).toBe("mine\n");
+    expect(statSync(made).uid).toBe(1000);
     expect((await rt.run(["delete", "--force", id])).code).toBe(0);
   }, 180_000);
 }
