@@ -66,3 +66,15 @@ for (const [how, env] of [
     expect((await rt.run(["delete", "--force", id])).code).toBe(0);
   }, 180_000);
 }
+
+test("the guest kernel runs with its CPU vulnerability mitigations on", async () => {
+  const vulnerabilities = "/sys/devices/system/cpu/vulnerabilities";
+  const b = makeBundle({ args: ["sh", "-c", `cat /proc/cmdline; grep -H . ${vulnerabilities}/*`] });
+  const r = await rt.run(["run", "--bundle", b, "mitigated"]);
+  expect(r.code).toBe(0);
+  const [cmdline, ...states] = r.stdout.trim().split("\n");
+  expect(cmdline).not.toContain("mitigations=off");
+  // Each is "Not affected" or "Mitigation: ..."; mitigations=off leaves spectre_v1/v2 "Vulnerable".
+  expect(states.length).toBeGreaterThan(5);
+  expect(states.filter((l) => /:Vulnerable/.test(l))).toEqual([]);
+}, 120_000);
