@@ -44,6 +44,8 @@ const MIGRATION_SOCKET = "migration.sock";
 const MIGRATE_POLL_MS = 20;
 const MIGRATE_MS = 60_000;
 const HELLO_MS = 250;
+/** How long a guest whose agent channel closed gets to exit, so the error can say how. */
+const EXIT_WAIT_MS = 2_000;
 
 /** On when vm.json says `"template": true` or CC_OCI_TEMPLATE=1; CC_OCI_TEMPLATE=0 wins. */
 export function templatingEnabled(r: ResolvedBundle): boolean {
@@ -154,13 +156,21 @@ async function buildTemplate(
     });
     const agent = new Channel(socketTransport(sock));
     let ready = false;
-    while (!ready && Date.now() < deadline && exited === undefined) {
+    // A closed channel (QEMU gone) fails each call at once, without a turn of the event
+    // loop: without the isClosed check this loop would spin to the deadline, never seeing
+    // QEMU's exit.
+    while (!ready && Date.now() < deadline && exited === undefined && !agent.isClosed) {
       ready = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_MS).then(
         () => true,
         () => false,
       );
     }
-    if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
+    if (!ready) {
+      // (an unref'd timer: a pending one would keep the caller alive after the error)
+      const bound = new Promise((r) => setTimeout(r, EXIT_WAIT_MS).unref());
+      if (agent.isClosed) await Promise.race([qemu.exited, bound]);
+      throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
+    }
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
     // QEMU may not spawn (-sandbox spawn=deny: no `exec:cat > file`): it connects to us instead.
