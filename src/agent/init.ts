@@ -2,7 +2,8 @@
  * What the agent does as the guest's PID 1: the mounts the initramfs did not make,
  * reaping every orphan (containers' processes are re-parented to us), and powering off.
  */
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { errorMessage } from "../errors.ts";
 import { cstr, libc, ptr, WNOHANG } from "../sys/libc.ts";
 
 const MS_NOSUID = 2;
@@ -27,8 +28,11 @@ function isMounted(target: string): boolean {
     .some((l) => l.split(" ")[1] === target);
 }
 
-/** Mounts needed by crun and the containers: cgroup2, devpts, shm. Idempotent. */
-export function setupMounts(): void {
+/**
+ * Mounts needed by crun and the containers: cgroup2, devpts, shm. Idempotent. Returns
+ * what did not work but leaves containers usable (to be reported to the host).
+ */
+export function setupMounts(): string[] {
   const plan: [string, string, string, number, string][] = [
     ["cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME, "nsdelegate"],
     ["devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=620,ptmxmode=666"],
@@ -38,12 +42,14 @@ export function setupMounts(): void {
     if (!isMounted(target)) mount(src, target, type, flags, data);
   }
   // Controllers are enabled for the children of the root cgroup so containers can be limited.
+  // Synchronous, so that a failure is caught here (a failed unawaited write ended PID 1).
   try {
     const controllers = readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8").trim().split(/\s+/);
-    Bun.write("/sys/fs/cgroup/cgroup.subtree_control", controllers.map((c) => `+${c}`).join(" "));
-  } catch {
-    // Not fatal: containers then run without resource limits.
+    writeFileSync("/sys/fs/cgroup/cgroup.subtree_control", controllers.map((c) => `+${c}`).join(" "));
+  } catch (err) {
+    return [`cannot enable cgroup controllers, containers run without resource limits: ${errorMessage(err)}`];
   }
+  return [];
 }
 
 export type ExitHandler = (status: number) => void;

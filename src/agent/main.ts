@@ -7,17 +7,22 @@ import { readFileSync } from "node:fs";
 import { Channel } from "../protocol/channel.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { Containers } from "./containers.ts";
+import { FaultReporter } from "./faults.ts";
 import { adoptIdentity } from "./identity.ts";
 import { powerOff, Reaper, setupMounts, syncFilesystems } from "./init.ts";
 import { findPort, portTransport } from "./port.ts";
 
 export async function runAgent(_argv: string[]): Promise<void> {
   process.env.PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+  const faults = new FaultReporter();
+  faults.install();
   const reaper = new Reaper();
   reaper.start();
   const port = await findPort();
   let channel: Channel | undefined;
   channel = new Channel(portTransport(port, () => channel?.resetInput()));
+  const host = channel;
+  faults.send = (ev) => host.sendEvent(ev);
   console.log(`cc-agent: ready on ${port}`);
   let mounted = false;
   const containers = new Containers(channel, reaper);
@@ -32,7 +37,7 @@ export async function runAgent(_argv: string[]): Promise<void> {
     },
     create: async (args) => {
       if (!mounted) {
-        setupMounts();
+        for (const problem of setupMounts()) faults.report("warning", problem);
         mounted = true;
       }
       return containers.create(args);
@@ -59,6 +64,6 @@ export async function runAgent(_argv: string[]): Promise<void> {
     },
   };
   channel.onRequest = (op, args) => handlers[op](args as never);
-  // PID 1 must never exit: that would panic the guest kernel.
+  // PID 1 must never exit: that would panic the guest kernel (see faults.ts).
   await new Promise(() => {});
 }

@@ -35,6 +35,26 @@ async function pump(channel: Channel, source: AsyncIterable<Uint8Array>, stream:
   }
 }
 
+/**
+ * Relays a process's output pipe. An EOF from the host on an output stream means its
+ * reader went away (EPIPE on the host, `| head`): the pipe is closed here, so that the
+ * process's next write fails as a write to a closed pipe does, instead of running on.
+ */
+function pumpPipe(channel: Channel, pipe: ReadableStream<Uint8Array>, stream: number): Promise<void> {
+  const reader = pipe.getReader();
+  channel.onStream(
+    stream,
+    () => undefined,
+    () => void reader.cancel().catch(() => {}),
+  );
+  const chunks: AsyncIterable<Uint8Array> = {
+    async *[Symbol.asyncIterator]() {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) yield r.value;
+    },
+  };
+  return pump(channel, chunks, stream).finally(() => channel.dropStream(stream));
+}
+
 export async function wirePipes(
   channel: Channel,
   stdio: Stdio,
@@ -62,10 +82,8 @@ export async function wirePipes(
     );
   }
   const pumps: Promise<void>[] = [];
-  if (stdio.stdout)
-    pumps.push(pump(channel, proc.stdout as unknown as AsyncIterable<Uint8Array>, stdio.stdout));
-  if (stdio.stderr)
-    pumps.push(pump(channel, proc.stderr as unknown as AsyncIterable<Uint8Array>, stdio.stderr));
+  if (stdio.stdout) pumps.push(pumpPipe(channel, proc.stdout as ReadableStream<Uint8Array>, stdio.stdout));
+  if (stdio.stderr) pumps.push(pumpPipe(channel, proc.stderr as ReadableStream<Uint8Array>, stdio.stderr));
   try {
     await crunDone(proc, log, what);
   } catch (err) {

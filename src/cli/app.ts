@@ -63,7 +63,7 @@ export async function runAction(
   body: () => Promise<number | undefined> | number | undefined,
 ) {
   try {
-    app.logger.debug(`${command}: ${process.argv.slice(2).join(" ")}`);
+    app.logger.debug(`${command}: ${withoutEnvValues(process.argv.slice(2)).join(" ")}`);
     const code = await body();
     process.exitCode = code ?? 0;
   } catch (err) {
@@ -73,4 +73,19 @@ export async function runAction(
     process.stderr.write(`${NAME}: ${msg}\n`);
     process.exitCode = err instanceof RuntimeError ? err.exitCode : 1;
   }
+}
+
+const ENV_FLAG = /^(?:-e|--?env)$/;
+const ENV_FLAG_WITH_VALUE = /^(-e=?|--?env=)([^=]*)=.*$/s;
+
+/**
+ * The command line as it may be logged: `exec -e K=V` carries secrets (tokens, passwords),
+ * so each variable keeps its name and loses its value, in every spelling commander and the
+ * Go-style prepass accept (`-e K=V`, `-eK=V`, `--env K=V`, `--env=K=V`, `-env K=V`).
+ */
+export function withoutEnvValues(argv: string[]): string[] {
+  return argv.map((token, i) => {
+    if (i > 0 && ENV_FLAG.test(argv[i - 1] as string)) return token.replace(/=.*$/s, "=<redacted>");
+    return token.replace(ENV_FLAG_WITH_VALUE, "$1$2=<redacted>");
+  });
 }

@@ -28,6 +28,22 @@ export interface VmPlan {
   image: string;
 }
 
+/**
+ * The capabilities QEMU keeps (it runs as root): those its 9p server needs to act on the
+ * container's files as their owners would (security_model=passthrough: create files
+ * owned by any user, device nodes, set modes and times). Not CAP_SETFCAP: a guest could
+ * otherwise give a file in a host directory capabilities. No CAP_SETUID/SETGID either
+ * (the seccomp filter forbids those calls anyway).
+ */
+export const QEMU_CAPABILITIES = {
+  CAP_CHOWN: 0,
+  CAP_DAC_OVERRIDE: 1,
+  CAP_DAC_READ_SEARCH: 2,
+  CAP_FOWNER: 3,
+  CAP_FSETID: 4,
+  CAP_MKNOD: 27,
+} as const;
+
 /** Files of a VM inside the container's state directory (QEMU runs with it as cwd). */
 export const VM_FILES = {
   qmp: "qmp.sock",

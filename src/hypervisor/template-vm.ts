@@ -2,9 +2,13 @@
  * The two migrations of VM templating: saving a booted template guest to its snapshot file,
  * and restoring a container's VM from it. Both follow QMP's MIGRATION events (never a poll
  * to a deadline): a failed or refused migration, or a hypervisor that exits, is an error at
- * once, naming the snapshot file.
+ * once, naming the snapshot file. QEMU runs under `-sandbox spawn=deny`, so neither
+ * migration may go through `exec:`: the build's guest migrates to a unix socket this
+ * process listens on and writes to the file; a clone reads the file from an fd its
+ * stand-in opened for it (INCOMING_FD).
  */
-import { closeSync, mkdirSync, openSync, statfsSync, statSync } from "node:fs";
+import { closeSync, createWriteStream, mkdirSync, openSync, statfsSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
@@ -14,7 +18,7 @@ import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
-import { consoleTail, planVm, socketPath, VM_FILES } from "./launcher.ts";
+import { consoleTail, planVm, QEMU_CAPABILITIES, socketPath, VM_FILES } from "./launcher.ts";
 import { Qmp } from "./qmp.ts";
 
 export const SNAPSHOT = "snapshot";
@@ -22,12 +26,20 @@ export const SNAPSHOT = "snapshot";
 export const RESTORE_FAILED = "restoring the VM template";
 const MIGRATE_MS = 60_000;
 const HELLO_MS = 250;
+/** Where a template build receives its guest's migration stream. */
+const MIGRATION_SOCKET = "migration.sock";
+/** How long a guest whose agent channel closed gets to exit, so the error can say how. */
+const EXIT_WAIT_MS = 2_000;
 const MIB = 1024 * 1024;
 /** Free space below which a failed snapshot write is taken to have filled its filesystem. */
 const FULL_BELOW_BYTES = MIB;
 const ENDED = new Set(["completed", "failed", "cancelled"]);
 
-/** A clone starts paused, waiting for its state: `-incoming defer`, then migrate-incoming. */
+/**
+ * A clone starts paused, waiting for its state (`-incoming defer`), with the snapshot open
+ * as this fd of its own (the stand-in passes it); migrate-incoming `fd:3` then reads it.
+ */
+export const INCOMING_FD = 3;
 export const INCOMING_ARGS = ["-incoming", "defer"];
 
 /**
@@ -56,7 +68,11 @@ export async function buildTemplate(
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
   const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
-  const qemu = spawnWithParentDeath([plan.path, ...plan.args], { cwd: dir, stdio: ["ignore", hvLog, hvLog] });
+  const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
+    cwd: dir,
+    stdio: ["ignore", hvLog, hvLog],
+    keepCapabilities: Object.values(QEMU_CAPABILITIES),
+  });
   closeSync(hvLog);
   let exited: number | undefined;
   void qemu.exited.then((c) => {
@@ -80,17 +96,33 @@ export async function buildTemplate(
     });
     const agent = new Channel(socketTransport(sock));
     let ready = false;
-    while (!ready && Date.now() < deadline && exited === undefined) {
+    // A closed channel (QEMU gone) fails each call at once, without a turn of the event
+    // loop: without the isClosed check this loop would spin to the deadline.
+    while (!ready && Date.now() < deadline && exited === undefined && !agent.isClosed) {
       ready = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_MS).then(
         () => true,
         () => false,
       );
     }
-    if (!ready) throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
+    if (!ready) {
+      // (an unref'd timer: a pending one would keep the caller alive after the error)
+      const bound = new Promise((r) => setTimeout(r, EXIT_WAIT_MS).unref());
+      if (agent.isClosed) await Promise.race([qemu.exited, bound]);
+      throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
+    }
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
-    const status = await migration(qmp, "migrate", `exec:cat > ${SNAPSHOT}`);
-    if (status !== "completed") throw fail(snapshotFailure(join(dir, SNAPSHOT), status));
+    const snapshot = join(dir, SNAPSHOT);
+    const saved = await receiveSnapshot(socketPath(dir, MIGRATION_SOCKET), snapshot);
+    try {
+      const status = await migration(qmp, "migrate", `unix:${socketPath(dir, MIGRATION_SOCKET)}`);
+      if (status !== "completed") throw fail(snapshotFailure(snapshot, status));
+      await saved.written.catch((err) => {
+        throw fail(snapshotFailure(snapshot, `write: ${errorMessage(err)}`));
+      });
+    } finally {
+      saved.close();
+    }
     await qmp.execute("quit").catch(() => {});
     qmp.close();
     agent.close();
@@ -128,7 +160,34 @@ function freeBytes(dir: string): number | undefined {
   }
 }
 
-/** Loads the snapshot into the clone waiting with INCOMING_ARGS; fails at once if QEMU refuses it. */
+/**
+ * A listener for the one migration stream QEMU sends, written to `file`; `written` settles
+ * when the stream has ended and is on disk (or rejects with the write's error).
+ */
+async function receiveSnapshot(path: string, file: string) {
+  const server = createServer();
+  const written = new Promise<void>((resolve, reject) => {
+    server.once("connection", (sock) => {
+      server.close();
+      const out = createWriteStream(file, { mode: 0o600 });
+      sock.pipe(out);
+      out.once("finish", () => resolve());
+      out.once("error", reject);
+      sock.once("error", reject);
+    });
+  });
+  written.catch(() => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  return { written, close: () => server.close() };
+}
+
+/**
+ * Loads the snapshot (open as the clone's INCOMING_FD) into the clone waiting with
+ * INCOMING_ARGS; fails at once, naming `snapshot`, if QEMU refuses it or exits.
+ */
 export async function restoreFromTemplate(
   qmpPath: string,
   snapshot: string,
@@ -138,11 +197,7 @@ export async function restoreFromTemplate(
   sock.destroy();
   const qmp = await Qmp.connect(qmpPath);
   try {
-    const status = await migration(
-      qmp,
-      "migrate-incoming",
-      `exec:cat '${snapshot.replaceAll("'", "'\\''")}'`,
-    );
+    const status = await migration(qmp, "migrate-incoming", `fd:${INCOMING_FD}`);
     if (status !== "completed") throw new Error(`migration ${status}`);
     // Without -S the guest runs once its state is in: cont is then a no-op.
     await qmp.execute("cont").catch(() => {});

@@ -6,6 +6,9 @@ import { READY_FD, type ReadyMessage, ReadyMessage as ReadySchema } from "../sta
 import { selfArgv } from "../sys/self.ts";
 import { signalNumber } from "./signals.ts";
 
+/** How long a stand-in that reported a failure gets to exit (it has already cleaned up). */
+const FAILED_EXIT_WAIT_MS = 3_000;
+
 export interface StartedStandin {
   child: ChildProcess;
   ready: Extract<ReadyMessage, { ok: true }>;
@@ -67,7 +70,10 @@ export async function startStandin(
     throw new RuntimeError(`the container's stand-in did not report within ${timeoutMs} ms`);
   }
   if (!parsed.data.ok) {
+    // It exits right after telling: wait, so that no stand-in outlives the error.
+    // (an unref'd timer: a pending one would keep this process alive after the error).
     release();
+    await Promise.race([exited, new Promise((r) => setTimeout(r, FAILED_EXIT_WAIT_MS).unref())]);
     throw new RuntimeError(parsed.data.error);
   }
   return { child, ready: parsed.data, exited, release };

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -52,19 +52,31 @@ export class Logger {
   }
 }
 
+/** Logs may name what a container runs: readable by their owner only. */
+const LOG_MODE = 0o600;
+/** Files this process has already made private (a log made by an older version was 0644). */
+const madePrivate = new Set<string>();
+
 function appendLine(file: string, line: string): void {
   try {
-    appendFileSync(file, `${line}\n`);
+    append(file, line);
   } catch (err) {
     // The log's directory may not exist yet (a fresh --root): create it once and retry.
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") return;
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o711 });
-      appendFileSync(file, `${line}\n`);
+      append(file, line);
     } catch {
       // Logging must never turn a working call into a failing one.
     }
   }
+}
+
+function append(file: string, line: string): void {
+  appendFileSync(file, `${line}\n`, { mode: LOG_MODE });
+  if (madePrivate.has(file)) return;
+  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, LOG_MODE);
+  madePrivate.add(file);
 }
 
 /** A logger that drops everything: for library code exercised in unit tests. */

@@ -13,6 +13,7 @@
  *    |-- start {id} ----------------------->|   crun start
  *    |<== DATA stdout/stderr, EOF =========|
  *    |<------- event exit {id, status} -----|   after the process's output has drained
+ *    |<---- event log {level, message} -----|   any time: a fault the agent survived
  *    |-- shutdown ------------------------->|   agent syncs and powers the VM off
  */
 import { z } from "zod";
@@ -137,6 +138,13 @@ export const Envelope = z.union([
     status: z.number().int(),
   }),
   z.object({ t: z.literal("event"), event: z.literal("oom"), id }),
+  /** A fault or a degraded feature in the agent, for the runtime's log (the guest lives on). */
+  z.object({
+    t: z.literal("event"),
+    event: z.literal("log"),
+    level: z.enum(["warning", "error"]),
+    message: z.string(),
+  }),
 ]);
 export type Envelope = z.infer<typeof Envelope>;
 export type EventEnvelope = Extract<Envelope, { t: "event" }>;

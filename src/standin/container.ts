@@ -5,15 +5,15 @@
  * workload's status (128+N for a death by signal N) once all output is delivered.
  */
 import { randomBytes } from "node:crypto";
-import { openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
-import { consoleTail, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { bindShares } from "../lifecycle/shares.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { libc } from "../sys/libc.ts";
@@ -51,6 +51,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
+  let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
 
   const teardown = () => {
     theHub?.close();
@@ -76,10 +77,14 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
 
   try {
     bindShares(shared, spec.shares);
+    // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
+    const snapshot = spec.incoming ? openSync(spec.incoming, "r") : undefined;
     qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
       cwd: dir,
-      stdio: ["ignore", hvLog, hvLog],
+      stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],
+      keepCapabilities: Object.values(QEMU_CAPABILITIES),
     });
+    if (snapshot !== undefined) closeSync(snapshot);
     const qemuPid = qemu.pid;
     void qemu.exited.then((code: number) => {
       qemuExit = code;
@@ -102,6 +107,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       throw bootError("the hypervisor did not open the agent socket");
     }
     agent = new Channel(socketTransport(sock));
+    // From the first message on: the agent may report a fault while it creates the container.
+    agent.onEvent = (ev) => {
+      if (ev.event !== "log") return onWorkloadEvent(ev);
+      const line = `${spec.id}: guest agent: ${ev.message}`;
+      if (ev.level === "error") log.error(line);
+      else log.warn(line);
+    };
     const hello = await sayHello(agent, deadline, alive);
     if (!hello) throw bootError(`the guest agent did not come up within ${spec.bootTimeoutMs} ms`);
     log.debug(`${spec.id}: agent ready (guest kernel ${hello.kernel})`);
@@ -140,7 +152,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       try {
         store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
       } catch (err) {
-        log.error(`${spec.id}: recording the exit status ${status}: ${errorMessage(err)}`);
+        // The VM is torn down and the status returned all the same: state then reports the
+        // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).
+        log.error(`${spec.id}: cannot record the exit status ${status}: ${errorMessage(err)}`);
       }
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
@@ -156,7 +170,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       log.debug(`${spec.id}: workload exited with status ${status}`);
       reportExit(status);
     };
-    agent.onEvent = (ev) => {
+    onWorkloadEvent = (ev) => {
       if (theHub?.routeEvent(ev)) return;
       if (ev.event === "exit" && ev.id === spec.id) void finish(ev.status);
     };

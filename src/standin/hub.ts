@@ -93,6 +93,14 @@ export class Hub {
           () => void this.agent.sendEof(global).catch(() => {}),
         );
       }
+      if (key === "stdout" || key === "stderr") {
+        // The client's reader went away (see standin/stdio.ts relayOut): so does the guest's.
+        client.onStream(
+          mine,
+          () => undefined,
+          () => void this.agent.sendEof(global).catch(() => {}),
+        );
+      }
       if (key !== "stdin") {
         this.agent.onStream(
           global,

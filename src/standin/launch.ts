@@ -75,11 +75,19 @@ export type ReadyMessage = z.infer<typeof ReadyMessage>;
 
 export const READY_FD = 3;
 
+let reportedUp = false;
+
+/** Whether the starter was told that this stand-in is up: only then is its exit status wanted. */
+export function reportedReady(): boolean {
+  return reportedUp;
+}
+
 /**
  * Sends the one ready message to the parent. An exec stand-in then closes the link; a
  * container's keeps it (watchStarter) until its create process has finished.
  */
 export function reportReady(msg: ReadyMessage, keepLink = false): void {
+  reportedUp = msg.ok;
   try {
     writeSync(READY_FD, `${JSON.stringify(msg)}\n`);
     if (!keepLink) closeSync(READY_FD);

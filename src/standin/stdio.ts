@@ -34,12 +34,22 @@ async function relayIn(channel: Channel, fd: number, stream: number, eof: boolea
   if (eof) await channel.sendEof(stream).catch(() => {});
 }
 
+/**
+ * Writes a stream out to fd until its end. A write error (EPIPE: the reader closed early,
+ * `| head`) closes the stream as SIGPIPE would: the guest is told (an EOF from our side),
+ * closes the process's pipe, and what is still in flight is dropped.
+ */
 function relayOut(channel: Channel, stream: number, fd: number): Promise<void> {
   const out = fdWriter(fd);
   return new Promise((resolve) => {
     channel.onStream(
       stream,
-      (data) => out.write(data).catch(() => {}),
+      (data) =>
+        out.write(data).catch(() => {
+          channel.dropStream(stream);
+          void channel.sendEof(stream).catch(() => {});
+          resolve();
+        }),
       () => resolve(),
     );
   });

@@ -144,6 +144,7 @@ export class StateStore {
     }
   }
 
+  /** A failed write (a full disk) leaves the old state.json and no temporary file. */
   private writeUnlocked(id: string, state: StoredState): void {
     writeFileAtomic(join(this.dir(id), "state.json"), `${JSON.stringify(state, null, 2)}\n`);
   }

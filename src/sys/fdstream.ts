@@ -137,7 +137,10 @@ function sinkWriter(fd: number, autoClose: boolean): FdWriter {
         if (failure) throw failure;
         if (chunk.length === 0) return;
         try {
-          sink.write(chunk);
+          // write() starts writing once its buffer is full and returns that write's promise:
+          // left alone, its rejection (EPIPE from a closed reader) would end the process.
+          const w = sink.write(chunk);
+          if (typeof w !== "number") await w;
           const f = sink.flush();
           if (typeof f !== "number") await f;
         } catch (err) {

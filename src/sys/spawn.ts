@@ -15,11 +15,23 @@
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { cstr, libc, PR_SET_PDEATHSIG, ptr, SIGKILL, sysError } from "./libc.ts";
+import {
+  cstr,
+  libc,
+  PR_CAP_AMBIENT,
+  PR_CAP_AMBIENT_CLEAR_ALL,
+  PR_CAPBSET_DROP,
+  PR_SET_PDEATHSIG,
+  ptr,
+  SIGKILL,
+  sysError,
+} from "./libc.ts";
 import { selfArgv } from "./self.ts";
 
 /** Tells the `__exec` child which pid its parent must be (see the race in execRole). */
 const PARENT_ENV = "CC_OCI_RUNTIME_EXEC_PARENT";
+/** Tells it which capabilities the program may keep (numbers, comma-separated). */
+const CAPS_ENV = "CC_OCI_RUNTIME_EXEC_CAPS";
 
 export interface SpawnOptions {
   cwd?: string;
@@ -27,6 +39,12 @@ export interface SpawnOptions {
   stdio?: StdioOptions;
   /** The program's environment. Default: ours. */
   env?: Record<string, string | undefined>;
+  /**
+   * The only capabilities the program may have (numbers, linux/capability.h): all others
+   * leave the bounding set before execve, so that not even a root program gets them back.
+   * Default: the caller's.
+   */
+  keepCapabilities?: number[];
 }
 
 export interface SpawnedProcess {
@@ -48,7 +66,11 @@ export function spawnWithParentDeath(argv: string[], opts: SpawnOptions = {}): S
   const child = spawn(cmd as string, args, {
     cwd: opts.cwd,
     stdio: opts.stdio ?? "ignore",
-    env: { ...(opts.env ?? process.env), [PARENT_ENV]: String(process.pid) },
+    env: {
+      ...(opts.env ?? process.env),
+      [PARENT_ENV]: String(process.pid),
+      ...(opts.keepCapabilities ? { [CAPS_ENV]: opts.keepCapabilities.join(",") } : {}),
+    },
   });
   if (child.pid === undefined) throw new Error(`cannot start ${argv[0]}`);
   const exited = new Promise<number>((resolve) => {
@@ -80,17 +102,23 @@ export function execRole(argv: string[]): number {
   // A new session; only fails when already a process group leader, which is fine if that
   // group is already a session of its own.
   if (c.setsid() < 0 && c.getsid(0) !== c.getpid()) return fail(sysError("setsid").message);
+  const keep = process.env[CAPS_ENV];
+  delete process.env[CAPS_ENV];
+  if (keep !== undefined) {
+    const why = limitCapabilities(keep.split(",").filter(Boolean).map(Number));
+    if (why) return fail(why);
+  }
 
   const path = program.includes("/") ? program : Bun.which(program, { PATH: process.env.PATH ?? "" });
   if (!path) return fail("not found in PATH");
   resetIgnoredSignals();
 
-  const keep: Buffer[] = [];
+  const alive: Buffer[] = [];
   const array = (items: string[]) => {
     const ptrs = new BigUint64Array(items.length + 1); // NULL-terminated
     items.forEach((s, i) => {
       const b = cstr(s);
-      keep.push(b);
+      alive.push(b);
       ptrs[i] = BigInt(ptr(b));
     });
     return ptrs;
@@ -102,8 +130,26 @@ export function execRole(argv: string[]): number {
   const envPtrs = array(env);
   c.execve(cstr(path), argvPtrs, envPtrs);
   const err = sysError("execve");
-  keep.length = 0; // the buffers had to live until here
+  alive.length = 0; // the buffers had to live until here
   return fail(err.message);
+}
+
+/**
+ * Drops every capability but `keep` from the bounding set and clears the ambient set: a
+ * root program's capabilities after execve are its bounding set (no file capabilities on
+ * it), a non-root one's the ambient set. Returns why it failed, or undefined.
+ */
+function limitCapabilities(keep: number[]): string | undefined {
+  const last = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
+  for (let cap = 0; cap <= last; cap++) {
+    if (!keep.includes(cap) && libc().prctl(PR_CAPBSET_DROP, BigInt(cap), 0n, 0n, 0n) !== 0) {
+      return `dropping capability ${cap}: ${sysError("prctl").message}`;
+    }
+  }
+  if (libc().prctl(PR_CAP_AMBIENT, BigInt(PR_CAP_AMBIENT_CLEAR_ALL), 0n, 0n, 0n) !== 0) {
+    return sysError("prctl(PR_CAP_AMBIENT)").message;
+  }
+  return undefined;
 }
 
 /**

@@ -24,8 +24,10 @@ export interface RootOptions {
   rootArg?: string;
   /** The runtime's working directory (for a relative `rootArg`). */
   cwd?: string;
-  /** The --log file (default: log.json in the root; elsewhere when the root is made to fail). */
+  /** The `--log` file (default: log.json in the root). */
   log?: string;
+  /** Where run() keeps a call's stdout and stderr (default: the root). */
+  outputDir?: string;
 }
 
 export class Runtime {
@@ -33,11 +35,13 @@ export class Runtime {
   readonly log: string;
   private readonly rootArg: string;
   private readonly cwd?: string;
+  private readonly outputDir: string;
   private calls = 0;
 
   constructor(opts: RootOptions = {}) {
     this.root = opts.root ?? tempDir("cc-oci-root-");
     this.log = opts.log ?? join(this.root, "log.json");
+    this.outputDir = opts.outputDir ?? dirname(this.log);
     this.rootArg = opts.rootArg ?? this.root;
     this.cwd = opts.cwd;
     allRoots.push(this);
@@ -63,9 +67,8 @@ export class Runtime {
    */
   async run(args: string[], opts: RtOptions = {}): Promise<RunResult & { bytes: Uint8Array }> {
     const n = this.calls++;
-    // Beside the log: a root made to fail (a full disk) must not take the output with it.
-    const outFile = join(dirname(this.log), `.out.${n}`);
-    const errFile = join(dirname(this.log), `.err.${n}`);
+    const outFile = join(this.outputDir, `.out.${n}`);
+    const errFile = join(this.outputDir, `.err.${n}`);
     const child = Bun.spawn(this.argv(args), {
       stdin:
         opts.stdin === undefined

@@ -1,6 +1,6 @@
 /** The subcommands complete without a VM: version, spec, features, state, list; and logging. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OciConfig } from "../../src/config/oci-schema.ts";
 import { StateStore } from "../../src/state/store.ts";
@@ -203,6 +203,35 @@ describe("logging", () => {
       expect(lines[lines.length - 1].level).toBe("error");
     }
     expect(readFileSync(glob, "utf8").split("\n").filter(Boolean).length).toBeGreaterThanOrEqual(4);
+  });
+
+  test("logs are 0600 (an older 0644 one too) and --debug never logs an environment value", async () => {
+    const root = tempDir();
+    const log = join(root, "log.json");
+    const global = join(root, "cc-oci-runtime.log");
+    writeFileSync(global, "made by an older version\n", { mode: 0o644 });
+    const spellings = ["-e", "S1=hunter1", "-eS2=hunter2", "--env", "S3=hunter3", "--env=S4=hunter4"];
+    const r = await runCli([
+      "--root",
+      root,
+      "--debug",
+      "--log",
+      log,
+      "exec",
+      ...spellings,
+      "-env",
+      "S5=hunter5",
+      "nosuch",
+      "true",
+    ]);
+    expect(r.code).toBe(255);
+    for (const file of [log, global]) {
+      const text = readFileSync(file, "utf8");
+      expect(text).toContain("S1=<redacted>");
+      expect(text).toContain("S5=<redacted>");
+      expect(text).not.toMatch(/hunter/);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    }
   });
 
   test("a bad --log-format is an error", async () => {

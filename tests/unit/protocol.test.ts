@@ -70,6 +70,9 @@ describe("message schemas", () => {
     expect(Envelope.safeParse({ t: "req", req: 1, op: "nope", args: {} }).success).toBe(false);
     expect(Envelope.safeParse({ t: "event", event: "exit", id: "c", status: 137 }).success).toBe(true);
     expect(Envelope.safeParse({ t: "event", event: "exit", id: "c" }).success).toBe(false);
+    const log = { t: "event", event: "log", level: "warning", message: "m" };
+    expect(Envelope.safeParse(log).success).toBe(true);
+    expect(Envelope.safeParse({ ...log, level: "debug" }).success).toBe(false);
   });
 });
 

@@ -162,6 +162,34 @@ describe("through a pipe", () => {
     await expect(wr.write(Buffer.from("y"))).rejects.toMatchObject({ code: "EPIPE" });
     wr.close();
   }, 10_000);
+
+  test("a reader that closes early: later writes reject, and the writer lives on", async () => {
+    // FileSink's own write promise used to be left unhandled: its EPIPE ended the process.
+    const child = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const { fdWriter } = await import(${JSON.stringify(join(ROOT_DIR, "src/sys/fdstream.ts"))});
+       const w = fdWriter(1);
+       let failed = 0;
+       for (let i = 0; i < 300; i++) {
+         await w.write(Buffer.alloc(1 + ((i * 7919) % 65536), 65)).catch(() => failed++);
+         if (i % 10 === 0) await Bun.sleep(1);
+       }
+       await Bun.sleep(100);
+       process.stderr.write("rejected " + failed + "\\n");`,
+      ],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    await reader.cancel();
+    const code = await child.exited;
+    const stderr = await new Response(child.stderr).text();
+    expect(stderr).toMatch(/^rejected \d+\n$/);
+    expect(code).toBe(0);
+    expect(Number(/rejected (\d+)/.exec(stderr)?.[1])).toBeGreaterThan(250);
+  }, 20_000);
 });
 
 describe("through a pty", () => {

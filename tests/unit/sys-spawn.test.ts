@@ -90,6 +90,25 @@ describe("spawnWithParentDeath", () => {
     expect(mask & ((1n << 12n) | (1n << 24n))).toBe(0n);
   });
 
+  test("keepCapabilities: a root program has those capabilities only, in every set", async () => {
+    const out = join(tempDir(), "out");
+    const fd = openSync(out, "w");
+    const p = spawnWithParentDeath(["/bin/sh", "-c", "grep ^Cap /proc/self/status"], {
+      stdio: ["ignore", fd, fd],
+      keepCapabilities: [0, 1, 27],
+    });
+    closeSync(fd);
+    expect(await p.exited).toBe(0);
+    const caps = Object.fromEntries(
+      readFileSync(out, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(":\t") as [string, string]),
+    );
+    const kept = ((1n << 0n) | (1n << 1n) | (1n << 27n)).toString(16).padStart(16, "0");
+    expect(caps).toMatchObject({ CapPrm: kept, CapEff: kept, CapBnd: kept, CapAmb: "0000000000000000" });
+  });
+
   test("a program that cannot be run: status 127 and a clear line on stderr", async () => {
     const dir = tempDir();
     const err = join(dir, "err");

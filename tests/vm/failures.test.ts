@@ -131,13 +131,31 @@ describe("create fails cleanly", () => {
     await expectCleanFailure(["create", "--bundle", b, "badqemu"], /hypervisor exited.*no-such-qemu-option/);
   }, 60_000);
 
+  test("a failed create returns as soon as the error is known (no wait on the stand-in)", async () => {
+    const b = makeBundle({ args: ["true"] });
+    writeFileSync(
+      join(b, "hypervisor.args"),
+      `${readFileSync(join(b, "hypervisor.args"), "utf8")}\n-no-such-qemu-option\n`,
+    );
+    // Without a template the error comes from the stand-in, which starts QEMU itself.
+    const t0 = Date.now();
+    await expectCleanFailure(["create", "--bundle", b, "fastfail"], /no-such-qemu-option/, {
+      CC_OCI_TEMPLATE: "0",
+    });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+  }, 60_000);
+
   test("a guest that fails to boot (init cannot mount its root): error with the console tail", async () => {
     const b = makeBundle({ args: ["true"] });
     editJson(join(b, "vm.json"), (j) => {
       const k = j.kernel as Record<string, unknown>;
       k.parameters = `${k.parameters} cc.root=/dev/nonexistent`;
     });
+    // Through a template build (templating is on by default): the error comes when the
+    // guest powers off, not at the end of the boot bound (60 s under TCG).
+    const t0 = Date.now();
     await expectCleanFailure(["create", "--bundle", b, "panics"], /cc-init: FATAL/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
   }, 120_000);
 
   test("a guest that never comes up: bounded wait, clear error", async () => {
