@@ -6,8 +6,10 @@ export interface CreateFlags {
   consoleSocket?: string;
   console?: string;
   pidFile?: string;
-  noPivot?: boolean;
-  noNewKeyring?: boolean;
+  /** false with --no-pivot (commander's negated option). */
+  pivot?: boolean;
+  /** false with --no-new-keyring. */
+  newKeyring?: boolean;
   preserveFds?: number;
   detach?: boolean;
 }
@@ -24,11 +26,11 @@ export function withCreateFlags(cmd: ReturnType<typeof subcommand>) {
     .option("--console-socket <path>", "unix socket that receives the pty master of a terminal container")
     .option("--console <path>", "existing pty slave to use as the container's terminal (the seed's option)")
     .option("--pid-file <file>", "file to write the host pid of the container's stand-in process to")
-    .option("--no-pivot", "accepted for runc compatibility (the rootfs is pivoted inside the guest)")
-    .option("--no-new-keyring", "accepted for runc compatibility")
+    .option("--no-pivot", "accepted, no effect: crun pivots into the rootfs inside the guest")
+    .option("--no-new-keyring", "accepted, no effect: the keyring is the guest kernel's own")
     .option(
       "--preserve-fds <n>",
-      "pass N additional file descriptors to the container",
+      "only 0: host file descriptors cannot be passed into a VM (N > 0 is an error)",
       integer("--preserve-fds"),
     )
     .option("-d, --detach", "detach from the container's process");

@@ -29,9 +29,19 @@ export const exec: CommandFactory = (app) =>
     .option("-g, --additional-gids <gid>", "additional group (repeatable)", collect)
     .option("-c, --cap <cap>", "add a capability (repeatable)", collect)
     .option("--no-new-privs", "set no_new_privs")
-    .option("--preserve-fds <n>", "pass N additional file descriptors", integer("--preserve-fds"))
-    .option("--apparmor <profile>", "accepted for runc compatibility")
-    .option("--process-label <label>", "accepted for runc compatibility")
+    .option(
+      "--preserve-fds <n>",
+      "only 0: host file descriptors cannot be passed into a VM (N > 0 is an error)",
+      integer("--preserve-fds"),
+    )
+    .option(
+      "--apparmor <profile>",
+      "accepted, no effect: the guest kernel runs no LSM (the VM is the boundary)",
+    )
+    .option(
+      "--process-label <label>",
+      "accepted, no effect: the guest kernel runs no LSM (the VM is the boundary)",
+    )
     .option("--cgroup <path>", "accepted for runc compatibility")
     .option("--ignore-paused", "accepted for runc compatibility")
     .passThroughOptions()

@@ -110,18 +110,42 @@ export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan 
       `hypervisor ${path} is not an executable file (configured in ${vm.hypervisorPath ? src : r.hypervisorArgsFile})`,
     );
   }
+  const args = [...expanded.args, ...vm.hypervisorParameters];
+  const size = vmSize(args, memoryMiB);
   return {
     path,
-    args: [...expanded.args, ...vm.hypervisorParameters],
+    args,
     accel,
     uuid,
     name,
-    memoryMiB,
-    vcpus: 1,
+    // What QEMU is given (its last -m and -smp win, as in QEMU), not what we meant to give it.
+    memoryMiB: size.memoryMiB,
+    vcpus: size.vcpus,
     kernel,
     initrd,
     image,
   };
+}
+
+/**
+ * The VM's size as QEMU reads its arguments: `-m N[M|G]` or `-m size=N...`, `-smp N` or
+ * `-smp cpus=N,...` (the last of each counts; QEMU's defaults are 1 vCPU and 128 MiB).
+ */
+export function vmSize(args: string[], fallbackMiB = 128): { vcpus: number; memoryMiB: number } {
+  let vcpus = 1;
+  let memoryMiB = fallbackMiB;
+  args.forEach((a, i) => {
+    const v = args[i + 1];
+    if (v === undefined) return;
+    if (a === "-smp") {
+      const n = /^(?:cpus=)?(\d+)/.exec(v.split(",").find((p) => /^(cpus=)?\d+$/.test(p)) ?? "")?.[1];
+      if (n) vcpus = Number(n);
+    } else if (a === "-m") {
+      const m = /^(?:size=)?(\d+)([MG]?)/i.exec(v.split(",").find((p) => /^(size=)?\d/.test(p)) ?? "");
+      if (m) memoryMiB = Number(m[1]) * (m[2]?.toUpperCase() === "G" ? 1024 : 1);
+    }
+  });
+  return { vcpus, memoryMiB };
 }
 
 /** The last lines of the guest console, for errors about a guest that did not come up. */

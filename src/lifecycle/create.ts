@@ -27,6 +27,7 @@ import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
 import { toSpecState } from "./query.ts";
+import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
 
 /** Bound on a guest coming up: TCG boots take seconds, several at once take longer. */
@@ -79,7 +80,9 @@ export async function create(
   detached: boolean,
 ): Promise<StartedStandin> {
   validateId(id);
-  app.noteIgnored("--no-pivot", flags.noPivot);
+  app.noteIgnored("--no-pivot", flags.pivot === false);
+  app.noteIgnored("--no-new-keyring", flags.newKeyring === false);
+  refusePreservedFds(flags.preserveFds);
   const r = resolveBundle(flags.bundle, app.logger);
   checkHostPaths(r.oci, r.rootfs, r.configFile);
   checkPidFileDir(flags.pidFile);
@@ -120,8 +123,12 @@ export async function create(
   });
   let standin: StartedStandin | undefined;
   try {
+    saveConfig(dir, r.oci);
     const timeout = bootTimeoutMs(plan.accel.accel);
-    const { config, shares } = guestConfig(r.oci, id, r.rootfs);
+    const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
+      vcpus: plan.vcpus,
+      note: (msg) => app.logger.debug(`${id}: ${msg}`),
+    });
     app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
     const launchFile = join(dir, "standin.json");
     const writeLaunch = (incoming: string | undefined) => {
@@ -204,4 +211,15 @@ async function startFromTemplate(
       held.release();
     }
   }
+}
+
+/**
+ * runc hands fds 3..3+N-1 to the container process; a process in a VM cannot be given host
+ * file descriptors (sockets, pipes, files are the host kernel's), so N > 0 is refused.
+ */
+export function refusePreservedFds(n: number | undefined): void {
+  if (n && n > 0)
+    throw new RuntimeError(
+      `--preserve-fds ${n}: host file descriptors cannot be passed into the container's VM`,
+    );
 }

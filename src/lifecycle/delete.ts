@@ -1,9 +1,10 @@
 import type { App } from "../cli/app.ts";
-import { loadOciConfig } from "../config/resolver.ts";
+import type { OciConfig } from "../config/oci-schema.ts";
 import { assertCan } from "../state/transitions.ts";
 import { destroy, killProcess, killVm } from "./destroy.ts";
 import { runHooks } from "./hooks.ts";
 import { liveStatus, toSpecState } from "./query.ts";
+import { savedConfig } from "./saved-config.ts";
 
 /**
  * delete: only a stopped container, unless --force (which kills it first). Poststop hooks
@@ -28,9 +29,9 @@ export async function deleteContainer(app: App, id: string, force: boolean): Pro
     if (status === "creating" && s.creator?.pid !== process.pid) await killProcess(s.creator);
     await killVm(s);
   }
-  let oci: ReturnType<typeof loadOciConfig>["oci"] | undefined;
+  let oci: OciConfig | undefined;
   try {
-    oci = loadOciConfig(s.bundle).oci;
+    oci = savedConfig(app.store, id);
   } catch (err) {
     app.logger.warn(`${id}: poststop hooks not run: ${(err as Error).message}`);
   }

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import type { App } from "../cli/app.ts";
 import type { ExecFlags } from "../commands/exec.ts";
 import { type OciConfig, Process } from "../config/oci-schema.ts";
-import { loadOciConfig } from "../config/resolver.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
 import { VM_FILES } from "../hypervisor/launcher.ts";
@@ -17,8 +16,9 @@ import { forgetExec } from "../standin/exec.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
 import { assertCan } from "../state/transitions.ts";
 import { readFileNamed, writeFileNamed } from "../sys/files.ts";
-import { checkPidFileDir, writePidFile } from "./create.ts";
+import { checkPidFileDir, refusePreservedFds, writePidFile } from "./create.ts";
 import { liveStatus } from "./query.ts";
+import { savedConfig } from "./saved-config.ts";
 import { startStandin } from "./spawn-standin.ts";
 import { callerTerminal } from "./terminal.ts";
 
@@ -88,9 +88,13 @@ export async function execProcess(
 
 async function execInner(app: App, id: string, command: string[], flags: ExecFlags): Promise<number> {
   checkPidFileDir(flags.pidFile, EXEC_ERROR);
+  refusePreservedFds(flags.preserveFds);
+  const f = flags as { apparmor?: string; processLabel?: string };
+  app.noteIgnored("--apparmor", f.apparmor);
+  app.noteIgnored("--process-label", f.processLabel);
   const s = app.store.read(id);
   assertCan("exec", id, liveStatus(s));
-  const { oci } = loadOciConfig(s.bundle);
+  const oci = savedConfig(app.store, id);
   const proc = execProcessSpec(oci, command, flags);
   let terminal: ExecLaunch["terminal"];
   if (proc.terminal) {

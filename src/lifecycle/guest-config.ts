@@ -5,6 +5,7 @@
  * files and directories are redirected to their copies in the share.
  */
 import { statSync } from "node:fs";
+import { basename } from "node:path";
 import type { OciConfig } from "../config/oci-schema.ts";
 import { RuntimeError } from "../errors.ts";
 
@@ -49,10 +50,62 @@ export function checkHostPaths(oci: OciConfig, rootfs: string, configFile: strin
   });
 }
 
+/** What the guest config depends on besides the bundle: the VM's size, and where notes go. */
+export interface GuestContext {
+  vcpus: number;
+  /** A decision worth a debug line (a field ignored, and why). */
+  note: (msg: string) => void;
+}
+
+/** CPU numbers of a cpuset list ("0-2,5"); undefined if it does not parse. */
+export function cpusetCpus(list: string): number[] | undefined {
+  const out: number[] = [];
+  for (const part of list.split(",")) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (!m) return undefined;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) return undefined;
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
+/**
+ * linux.resources as the guest's cgroup v2 can take them. memory.kernel and kernelTCP are
+ * deprecated (runtime-spec: "may be ignored") and cgroup v2 has no such files: dropped. A
+ * cpuset naming CPUs the VM does not have is an error (runc's answer to CPUs the host does
+ * not have), until VMs are sized from the container's limits.
+ */
+function guestResources(resources: Record<string, unknown> | undefined, ctx: GuestContext) {
+  if (!resources) return undefined;
+  const r = structuredClone(resources);
+  const memory = r.memory as Record<string, unknown> | undefined;
+  for (const field of ["kernel", "kernelTCP"] as const) {
+    if (memory && memory[field] !== undefined) {
+      ctx.note(`linux.resources.memory.${field} ignored (deprecated; no such limit in cgroup v2)`);
+      delete memory[field];
+    }
+  }
+  const cpus = (r.cpu as { cpus?: string } | undefined)?.cpus;
+  if (cpus) {
+    const list = cpusetCpus(cpus);
+    if (!list)
+      throw new RuntimeError(`field "linux.resources.cpu.cpus": ${JSON.stringify(cpus)} is not a CPU list`);
+    const beyond = list.filter((c) => c >= ctx.vcpus);
+    if (beyond.length > 0)
+      throw new RuntimeError(
+        `field "linux.resources.cpu.cpus": ${JSON.stringify(cpus)} names CPU ${beyond[0]}, the VM has ${ctx.vcpus} (CPUs 0-${ctx.vcpus - 1})`,
+      );
+  }
+  return r;
+}
+
 export function guestConfig(
   oci: OciConfig,
   id: string,
   rootfs: string,
+  ctx: GuestContext,
 ): { config: Record<string, unknown>; shares: HostShare[] } {
   const config = structuredClone(oci) as Record<string, unknown> & OciConfig;
   delete config.vm;
@@ -67,11 +120,28 @@ export function guestConfig(
     // Checked by checkHostPaths; gone since then.
     if (isDir === undefined) throw new RuntimeError(`bind-mount source ${m.source} is gone (mounts[${i}])`);
     const file = !isDir;
-    const target = `mounts/${i}`;
+    // The source's own name stays the last component (tools match mounts by it in mountinfo).
+    const name = basename(m.source);
+    const target = name ? `mounts/${i}/${name}` : `mounts/${i}`;
     shares.push({ source: m.source, target, file, readonly: (m.options ?? []).includes("ro") });
     return { ...m, source: `${GUEST_SHARE}/${target}` };
   });
+  const proc = config.process as Record<string, unknown> | undefined;
+  for (const field of ["apparmorProfile", "selinuxLabel"] as const) {
+    if (proc?.[field] !== undefined) {
+      // Docker sets an AppArmor profile on every container of an AppArmor host: refusing it
+      // would refuse Docker. The guest kernel runs no LSM; the VM is the isolation boundary.
+      ctx.note(`process.${field} ${JSON.stringify(proc[field])} not applied: the guest kernel runs no LSM`);
+      delete proc[field];
+    }
+  }
   const linux = { ...(oci.linux ?? {}) } as Record<string, unknown>;
+  if (linux.mountLabel !== undefined) {
+    ctx.note("linux.mountLabel not applied: the guest kernel runs no LSM");
+    delete linux.mountLabel;
+  }
+  const resources = guestResources(linux.resources as Record<string, unknown> | undefined, ctx);
+  if (resources) linux.resources = resources;
   if (Array.isArray(linux.namespaces)) {
     linux.namespaces = (linux.namespaces as { type: string; path?: string }[]).map(({ type }) => ({ type }));
   }

@@ -4,7 +4,7 @@
  * share carries them all (a 9p share must be a directory; Docker's resolv.conf is a file).
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { cstr, errno, libc, ptr } from "../sys/libc.ts";
 import type { HostShare } from "./guest-config.ts";
@@ -24,6 +24,7 @@ export function bindShares(sharedDir: string, shares: HostShare[]): void {
   mkdirSync(join(sharedDir, "mounts"), { recursive: true, mode: 0o700 });
   for (const s of shares) {
     const target = join(sharedDir, s.target);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
     if (s.file) closeSync(openSync(target, "a"));
     else mkdirSync(target, { recursive: true });
     if (mountCall(s.source, target, MS_BIND | MS_REC) !== 0) {

@@ -1,0 +1,131 @@
+/** What crun in the guest is given, from the bundle's config.json (runtime-spec config.md). */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { OciConfig } from "../../src/config/oci-schema.ts";
+import { vmSize } from "../../src/hypervisor/launcher.ts";
+import { cpusetCpus, guestConfig } from "../../src/lifecycle/guest-config.ts";
+import { runCli, tempDir } from "../lib/cli.ts";
+
+function base(edit: (c: Record<string, unknown> & { linux: Record<string, unknown> }) => void = () => {}) {
+  const c = {
+    ociVersion: "1.0.2",
+    process: { args: ["sh"], cwd: "/" },
+    root: { path: "rootfs" },
+    linux: {} as Record<string, unknown>,
+  };
+  edit(c as never);
+  return c as unknown as OciConfig;
+}
+
+function run(oci: OciConfig, vcpus = 1) {
+  const notes: string[] = [];
+  const out = guestConfig(oci, "c1", "/b/rootfs", { vcpus, note: (m) => notes.push(m) });
+  return { ...out, notes, linux: out.config.linux as Record<string, unknown> };
+}
+
+describe("guest config", () => {
+  test("runtime-spec config-linux memory.kernel (deprecated, may be ignored): dropped with a note", () => {
+    const g = run(
+      base((c) => (c.linux.resources = { memory: { limit: 1 << 26, kernel: 1 << 25, kernelTCP: 1 } })),
+    );
+    expect(g.linux.resources).toEqual({ memory: { limit: 1 << 26 } });
+    expect(g.notes.join("\n")).toMatch(/memory\.kernel ignored/);
+    expect(g.notes.join("\n")).toMatch(/memory\.kernelTCP ignored/);
+  });
+
+  test("a cpuset within the VM is kept; one naming a CPU the VM lacks is an error naming the field", () => {
+    expect(run(base((c) => (c.linux.resources = { cpu: { cpus: "0" } }))).linux.resources).toEqual({
+      cpu: { cpus: "0" },
+    });
+    expect(() => run(base((c) => (c.linux.resources = { cpu: { cpus: "0-3" } })))).toThrow(
+      'field "linux.resources.cpu.cpus": "0-3" names CPU 1, the VM has 1 (CPUs 0-0)',
+    );
+    expect(() => run(base((c) => (c.linux.resources = { cpu: { cpus: "x" } })))).toThrow(/is not a CPU list/);
+    expect(cpusetCpus("0-2,5")).toEqual([0, 1, 2, 5]);
+  });
+
+  test("apparmorProfile and selinuxLabel: not applied, and said so (no LSM in the guest)", () => {
+    const oci = base();
+    (oci.process as Record<string, unknown>).apparmorProfile = "docker-default";
+    (oci.process as Record<string, unknown>).selinuxLabel = "system_u:system_r:container_t:s0";
+    const g = run(oci);
+    expect(g.config.process).not.toHaveProperty("apparmorProfile");
+    expect(g.config.process).not.toHaveProperty("selinuxLabel");
+    expect(g.notes.join("\n")).toMatch(/apparmorProfile "docker-default" not applied/);
+    expect(g.notes.join("\n")).toMatch(/selinuxLabel .* not applied/);
+  });
+
+  test("a bind mount keeps its source's name as the last component of its path in the share", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "volume-name"));
+    writeFileSync(join(dir, "resolv.conf"), "");
+    const oci = base();
+    oci.mounts = [
+      { destination: "/data", type: "bind", source: join(dir, "volume-name"), options: ["rbind"] },
+      {
+        destination: "/etc/resolv.conf",
+        type: "bind",
+        source: join(dir, "resolv.conf"),
+        options: ["bind", "ro"],
+      },
+    ];
+    const g = run(oci);
+    expect(g.shares.map((s) => s.target)).toEqual(["rootfs", "mounts/0/volume-name", "mounts/1/resolv.conf"]);
+    expect((g.config.mounts as { source: string }[]).map((m) => m.source)).toEqual([
+      "/run/cc/shared/mounts/0/volume-name",
+      "/run/cc/shared/mounts/1/resolv.conf",
+    ]);
+  });
+});
+
+describe("flags a VM cannot honour", () => {
+  test("--preserve-fds N > 0 is an error (create and exec); 0 is fine", async () => {
+    const root = tempDir();
+    const create = await runCli(["--root", root, "create", "--preserve-fds", "2", "--bundle", root, "c1"]);
+    expect(create.code).toBe(1);
+    expect(create.stderr).toMatch(
+      /--preserve-fds 2: host file descriptors cannot be passed into the container's VM/,
+    );
+    const exec = await runCli(["--root", root, "exec", "--preserve-fds", "1", "c1", "true"]);
+    expect(exec.code).toBe(255);
+    expect(exec.stderr).toMatch(/--preserve-fds 1: host file descriptors cannot be passed/);
+    const zero = await runCli(["--root", root, "create", "--preserve-fds", "0", "--bundle", root, "c1"]);
+    expect(zero.stderr).not.toMatch(/preserve-fds/);
+  });
+
+  test("--no-pivot and --no-new-keyring are logged as accepted with no effect", async () => {
+    const root = tempDir();
+    const log = join(root, "log");
+    await runCli([
+      "--root",
+      root,
+      "--debug",
+      "--log",
+      log,
+      "create",
+      "--no-pivot",
+      "--no-new-keyring",
+      "--bundle",
+      root,
+      "c1",
+    ]);
+    const text = await Bun.file(log).text();
+    expect(text).toMatch(/option --no-pivot accepted, has no effect here/);
+    expect(text).toMatch(/option --no-new-keyring accepted, has no effect here/);
+  });
+});
+
+describe("the VM's size, as QEMU reads its arguments (list --all VCPUS and MEMORY)", () => {
+  test("the last -m and -smp win, in their several spellings", () => {
+    expect(vmSize(["-m", "256", "-smp", "1"])).toEqual({ vcpus: 1, memoryMiB: 256 });
+    expect(vmSize(["-m", "256", "-smp", "1", "-smp", "2", "-m", "1G"])).toEqual({
+      vcpus: 2,
+      memoryMiB: 1024,
+    });
+    expect(vmSize(["-smp", "cpus=4,sockets=1", "-m", "size=512M,maxmem=1G"])).toEqual({
+      vcpus: 4,
+      memoryMiB: 512,
+    });
+  });
+});
