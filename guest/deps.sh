@@ -12,6 +12,7 @@ crun
 dpkg
 apt
 erofs-utils
+iproute2
 kmod
 libc-bin
 lz4

@@ -26,6 +26,7 @@ import { hostProcess } from "../sys/proc.ts";
 import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
+import { checkNamespaces } from "./namespaces.ts";
 import { toSpecState } from "./query.ts";
 import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
@@ -85,6 +86,7 @@ export async function create(
   refusePreservedFds(flags.preserveFds);
   const r = resolveBundle(flags.bundle, app.logger);
   checkHostPaths(r.oci, r.rootfs, r.configFile);
+  const network = checkNamespaces(r.oci, r.configFile);
   checkPidFileDir(flags.pidFile);
   if (!r.oci.process)
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
@@ -143,6 +145,7 @@ export async function create(
         terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
         bootTimeoutMs: timeout,
         detached,
+        network,
         incoming,
         log: app.loggerOptions,
       };

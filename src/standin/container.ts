@@ -16,8 +16,9 @@ import { Channel } from "../protocol/channel.ts";
 import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
-import { libc } from "../sys/libc.ts";
+import { errno, libc } from "../sys/libc.ts";
 import { unmountBelow } from "../sys/mounts.ts";
+import { joinNamespace, NAMESPACE_TYPES } from "../sys/namespaces.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
@@ -38,7 +39,6 @@ const SIGWINCH = 28;
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
   const log = new Logger(spec.log);
   const store = new StateStore(spec.root);
-  ownNetworkNamespace(log, spec.id);
   const dir = spec.stateDir;
   process.chdir(dir);
   const shared = join(dir, VM_FILES.shared);
@@ -76,6 +76,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   });
 
   try {
+    enterNetworkNamespace(log, spec);
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
     const snapshot = spec.incoming ? openSync(spec.incoming, "r") : undefined;
@@ -208,15 +209,19 @@ async function sayHello(agent: Channel, deadline: number, alive: () => boolean) 
   return undefined;
 }
 
-const CLONE_NEWNET = 0x40000000;
-
 /**
  * Managers configure the network namespace of the container's pid (`/proc/PID/ns/net`;
- * Docker's libnetwork-setkey hook), and that pid is this stand-in's. Without a namespace of
- * its own that would be the host's: so the stand-in (its main thread, which is what
- * /proc/PID/ns/net shows and what QEMU is started from) moves into a new, empty one.
+ * Docker's libnetwork-setkey hook), and that pid is this stand-in's. So the stand-in (its
+ * main thread, which is what /proc/PID/ns/net shows and what QEMU is started from) moves
+ * into a new, empty one when the configuration asks for a network namespace (never leaving
+ * the host's to be configured), joins the one it names by path, or stays in the host's when
+ * it asks for none (as runc's container would).
  */
-function ownNetworkNamespace(log: Logger, id: string): void {
-  if (libc().unshare(CLONE_NEWNET) !== 0)
-    log.warn(`${id}: stand-in keeps the host's network namespace (unshare failed)`);
+function enterNetworkNamespace(log: Logger, spec: ContainerLaunch): void {
+  if (spec.network.kind === "path") {
+    joinNamespace(spec.network.path, "network");
+    log.debug(`${spec.id}: stand-in in the network namespace ${spec.network.path}`);
+  } else if (spec.network.kind === "own" && libc().unshare(NAMESPACE_TYPES.network) !== 0) {
+    throw new Error(`cannot make a network namespace for the stand-in: errno ${errno()}`);
+  }
 }

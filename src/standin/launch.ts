@@ -35,6 +35,12 @@ export const ContainerLaunch = z.object({
   terminal: Terminal.optional(),
   bootTimeoutMs: z.number().int().positive(),
   detached: z.boolean(),
+  /** The stand-in's network namespace (lifecycle/namespaces.ts StandinNetwork). */
+  network: z.union([
+    z.object({ kind: z.literal("own") }),
+    z.object({ kind: z.literal("host") }),
+    z.object({ kind: z.literal("path"), path: z.string() }),
+  ]),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
   log: LogSpec,

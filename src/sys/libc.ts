@@ -42,6 +42,7 @@ const symbols = {
   getpid: { args: [], returns: FFIType.i32 },
   getppid: { args: [], returns: FFIType.i32 },
   unshare: { args: [FFIType.i32], returns: FFIType.i32 },
+  setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   signal: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.ptr },
   getsid: { args: [FFIType.i32], returns: FFIType.i32 },

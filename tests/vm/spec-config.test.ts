@@ -3,7 +3,7 @@
  * container. start, exec and delete (its poststop hooks) use what create was given.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -38,4 +38,42 @@ test("runtime-spec create: config.json replaced after create changes nothing (st
   expect(del.code).toBe(0);
   expect(existsSync(poststop) && readFileSync(poststop, "utf8")).toBe("ran\n");
   expect(rt.leftovers()).toEqual([]);
+}, 180_000);
+
+const netnsOf = (pid: number) => readlinkSync(`/proc/${pid}/ns/net`);
+
+test("runtime-spec namespaces: a network namespace path is where the stand-in lives; none asked, the host's", async () => {
+  const name = `cc-oci-spec-${process.pid}`;
+  expect(Bun.spawnSync(["ip", "netns", "add", name]).exitCode).toBe(0);
+  try {
+    const path = `/run/netns/${name}`;
+    const joined = makeBundle({
+      args: ["sleep", "1000"],
+      edit: (s) => {
+        const linux = s.linux as { namespaces: { type: string; path?: string }[] };
+        linux.namespaces = linux.namespaces.map((n) =>
+          n.type === "network" ? { type: "network", path } : n,
+        );
+      },
+    });
+    expect((await rt.run(["run", "-d", "--bundle", joined, "netpath"])).code).toBe(0);
+    const pid = JSON.parse((await rt.run(["state", "netpath"])).stdout).pid as number;
+    expect(netnsOf(pid)).toBe(`net:[${statSync(path).ino}]`);
+    expect((await rt.run(["delete", "-f", "netpath"])).code).toBe(0);
+
+    const none = makeBundle({
+      args: ["sleep", "1000"],
+      edit: (s) => {
+        const linux = s.linux as { namespaces: { type: string }[] };
+        linux.namespaces = linux.namespaces.filter((n) => n.type !== "network");
+      },
+    });
+    expect((await rt.run(["run", "-d", "--bundle", none, "nonet"])).code).toBe(0);
+    const pid2 = JSON.parse((await rt.run(["state", "nonet"])).stdout).pid as number;
+    expect(netnsOf(pid2)).toBe(netnsOf(process.pid));
+    expect((await rt.run(["delete", "-f", "nonet"])).code).toBe(0);
+    expect(rt.leftovers()).toEqual([]);
+  } finally {
+    Bun.spawnSync(["ip", "netns", "delete", name]);
+  }
 }, 180_000);

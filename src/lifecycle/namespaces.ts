@@ -1,0 +1,49 @@
+/**
+ * The namespaces a container's configuration names by path. A VM cannot join a host's pid,
+ * ipc, uts, mount, user, cgroup or time namespace: a path for one of those is refused,
+ * naming it (runtime-spec: the runtime MUST fail when it cannot honour a namespace). A
+ * network namespace path is honoured: the stand-in (and QEMU, its child) lives in it, which
+ * is where managers that prepare the namespace first (CNI, netavark, CRI) configure it.
+ */
+import type { OciConfig } from "../config/oci-schema.ts";
+import { RuntimeError } from "../errors.ts";
+import { NAMESPACE_TYPES, type NamespaceType, namespaceTypeOf } from "../sys/namespaces.ts";
+
+/**
+ * Where the stand-in's network namespace comes from: a new one ("own": the spec asks for a
+ * network namespace and names none; Docker's prestart hook then fills it), the one at `path`,
+ * or the caller's ("host": the configuration asks for no network namespace, as with runc).
+ */
+export type StandinNetwork = { kind: "own" } | { kind: "host" } | { kind: "path"; path: string };
+
+export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetwork {
+  const list = ((oci.linux as { namespaces?: { type: string; path?: string }[] } | undefined)?.namespaces ??
+    []) as { type: string; path?: string }[];
+  let network: StandinNetwork = { kind: "host" };
+  list.forEach((ns, i) => {
+    const field = `${configFile}: field "linux.namespaces[${i}]"`;
+    if (!(ns.type in NAMESPACE_TYPES))
+      throw new RuntimeError(`${field}: unknown namespace type ${JSON.stringify(ns.type)}`);
+    const type = ns.type as NamespaceType;
+    if (!ns.path) {
+      if (type === "network") network = { kind: "own" };
+      return;
+    }
+    let actual: NamespaceType | undefined;
+    try {
+      actual = namespaceTypeOf(ns.path);
+    } catch (err) {
+      throw new RuntimeError(`${field}: ${type} namespace ${ns.path}: ${(err as Error).message}`);
+    }
+    if (actual !== type)
+      throw new RuntimeError(
+        `${field}: ${ns.path} is ${actual ? `a ${actual}` : "not a"} namespace, not a ${type} one`,
+      );
+    if (type !== "network")
+      throw new RuntimeError(
+        `${field}: joining the existing ${type} namespace ${ns.path} is not possible: the container runs in its own VM`,
+      );
+    network = { kind: "path", path: ns.path };
+  });
+  return network;
+}

@@ -1,0 +1,67 @@
+/**
+ * runtime-spec config-linux.md "namespaces": a path that is not a namespace of its declared
+ * type MUST fail; a host namespace the VM cannot join fails, naming it; a network namespace
+ * path is kept for the stand-in. Network namespaces here are this test's own (ip netns).
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { OciConfig } from "../../src/config/oci-schema.ts";
+import { checkNamespaces } from "../../src/lifecycle/namespaces.ts";
+import { namespaceTypeOf } from "../../src/sys/namespaces.ts";
+import { tempDir } from "../lib/cli.ts";
+
+const NETNS = `cc-oci-ns-test-${process.pid}`;
+Bun.spawnSync(["ip", "netns", "add", NETNS]);
+afterAll(() => {
+  Bun.spawnSync(["ip", "netns", "delete", NETNS]);
+});
+
+const withNamespaces = (namespaces: { type: string; path?: string }[]) =>
+  ({ ociVersion: "1.0.2", root: { path: "r" }, linux: { namespaces } }) as unknown as OciConfig;
+
+describe("runtime-spec namespaces", () => {
+  test("the kernel says what a path is", () => {
+    expect(namespaceTypeOf("/proc/self/ns/net")).toBe("network");
+    expect(namespaceTypeOf("/proc/self/ns/ipc")).toBe("ipc");
+    expect(namespaceTypeOf(`/run/netns/${NETNS}`)).toBe("network");
+    const file = join(tempDir(), "plain");
+    writeFileSync(file, "");
+    expect(namespaceTypeOf(file)).toBeUndefined();
+  });
+
+  test("a network namespace: none asked (host's), asked (own), or named by path (joined)", () => {
+    expect(checkNamespaces(withNamespaces([{ type: "pid" }]), "c.json")).toEqual({ kind: "host" });
+    expect(checkNamespaces(withNamespaces([{ type: "network" }]), "c.json")).toEqual({ kind: "own" });
+    const path = `/run/netns/${NETNS}`;
+    expect(checkNamespaces(withNamespaces([{ type: "network", path }]), "c.json")).toEqual({
+      kind: "path",
+      path,
+    });
+  });
+
+  test("a path of the wrong type, a missing one, or not a namespace: an error naming the field", () => {
+    expect(() =>
+      checkNamespaces(withNamespaces([{ type: "network", path: "/proc/self/ns/ipc" }]), "c.json"),
+    ).toThrow('c.json: field "linux.namespaces[0]": /proc/self/ns/ipc is a ipc namespace, not a network one');
+    expect(() =>
+      checkNamespaces(
+        withNamespaces([{ type: "pid" }, { type: "network", path: "/nonexistent/ns" }]),
+        "c.json",
+      ),
+    ).toThrow(/field "linux.namespaces\[1\]": network namespace \/nonexistent\/ns: .*no such file/i);
+    const file = join(tempDir(), "plain");
+    writeFileSync(file, "");
+    expect(() => checkNamespaces(withNamespaces([{ type: "uts", path: file }]), "c.json")).toThrow(
+      /is not a namespace, not a uts one/,
+    );
+  });
+
+  test("a host namespace the VM cannot join is refused, naming it", () => {
+    expect(() =>
+      checkNamespaces(withNamespaces([{ type: "ipc", path: "/proc/self/ns/ipc" }]), "c.json"),
+    ).toThrow(
+      'c.json: field "linux.namespaces[0]": joining the existing ipc namespace /proc/self/ns/ipc is not possible: the container runs in its own VM',
+    );
+  });
+});
