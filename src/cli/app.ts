@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { NAME } from "../config/build.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
+import type { RuntimeContext } from "../lifecycle/context.ts";
 import { type LogFormat, Logger, type LoggerOptions } from "../log/logger.ts";
 import { StateStore } from "../state/store.ts";
 import { realPath } from "../sys/mounts.ts";
@@ -19,18 +20,20 @@ export interface GlobalOptions {
 }
 
 /** What every subcommand gets: the parsed global options, the logger and the state store. */
-export class App {
+export class App implements RuntimeContext {
   readonly logger: Logger;
   /** Handed to stand-ins so that they log where this call does. */
   readonly loggerOptions: LoggerOptions;
   readonly store: StateStore;
   readonly opts: GlobalOptions;
+  readonly root: string;
 
   constructor(given: GlobalOptions) {
     // One spelling of the root everywhere: absolute and symlink-free, as mountinfo shows
     // paths (a relative or symlinked --root must not hide the mounts below it).
     const opts = { ...given, root: realPath(given.root) };
     this.opts = opts;
+    this.root = opts.root;
     if (opts.logFormat !== "text" && opts.logFormat !== "json") {
       throw new RuntimeError(`--log-format: expected text or json, got ${JSON.stringify(opts.logFormat)}`);
     }

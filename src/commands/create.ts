@@ -1,18 +1,8 @@
 import { act, type CommandFactory, integer, subcommand } from "../cli/command.ts";
-import { createContainer } from "../lifecycle/create.ts";
+import { type CreateRequest, createContainer } from "../lifecycle/create.ts";
 
-export interface CreateFlags {
-  bundle: string;
-  consoleSocket?: string;
-  console?: string;
-  pidFile?: string;
-  /** false with --no-pivot (commander's negated option). */
-  pivot?: boolean;
-  /** false with --no-new-keyring. */
-  newKeyring?: boolean;
-  preserveFds?: number;
-  detach?: boolean;
-}
+/** The flags are the library's create request, as commander parses them. */
+export type CreateFlags = CreateRequest;
 
 export const create: CommandFactory = (app) =>
   withCreateFlags(subcommand("create", "create a container (boot its VM, do not run the user process yet)"))

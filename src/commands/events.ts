@@ -1,3 +1,4 @@
+import { print } from "../cli/app.ts";
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
 import { containerEvents } from "../lifecycle/events.ts";
 
@@ -8,6 +9,6 @@ export const events: CommandFactory = (app) =>
     .argument("<container-id>")
     .action(
       act(app, "events", (a, id: string, flags: { interval: string; stats?: boolean }) =>
-        containerEvents(a, id, flags.interval, flags.stats ?? false),
+        containerEvents(a, id, flags.interval, flags.stats ?? false, print),
       ),
     );

@@ -1,20 +1,8 @@
 import { act, type CommandFactory, collect, integer, subcommand } from "../cli/command.ts";
-import { execProcess } from "../lifecycle/exec.ts";
+import { type ExecRequest, execProcess } from "../lifecycle/exec.ts";
 
-export interface ExecFlags {
-  process?: string;
-  tty?: boolean;
-  consoleSocket?: string;
-  detach?: boolean;
-  pidFile?: string;
-  env?: string[];
-  cwd?: string;
-  user?: string;
-  additionalGids?: string[];
-  cap?: string[];
-  noNewPrivs?: boolean;
-  preserveFds?: number;
-}
+/** The flags are the library's exec request, as commander parses them. */
+export type ExecFlags = ExecRequest;
 
 export const exec: CommandFactory = (app) =>
   subcommand("exec", "run a new process inside a running container")

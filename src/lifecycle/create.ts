@@ -4,8 +4,6 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { App } from "../cli/app.ts";
-import type { CreateFlags } from "../commands/create.ts";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
@@ -23,6 +21,7 @@ import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
 import { writeFileAtomic, writeFileNamed } from "../sys/files.ts";
 import { hostProcess } from "../sys/proc.ts";
+import type { RuntimeContext } from "./context.ts";
 import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
@@ -30,6 +29,20 @@ import { checkNamespaces } from "./namespaces.ts";
 import { toSpecState } from "./query.ts";
 import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
+
+/** What create (and run) is asked: runc's create flags, by name. */
+export interface CreateRequest {
+  bundle: string;
+  consoleSocket?: string;
+  console?: string;
+  pidFile?: string;
+  /** false with --no-pivot (commander's negated option). */
+  pivot?: boolean;
+  /** false with --no-new-keyring. */
+  newKeyring?: boolean;
+  preserveFds?: number;
+  detach?: boolean;
+}
 
 /** Bound on a guest coming up: TCG boots take seconds, several at once take longer. */
 export function bootTimeoutMs(accel: string): number {
@@ -68,23 +81,27 @@ export function checkPidFileDir(file: string | undefined, exitCode = 1): void {
   if (!isDir) throw new RuntimeError(`--pid-file ${file}: ${dir} is not a directory`, exitCode);
 }
 
-export async function createContainer(app: App, id: string, flags: CreateFlags): Promise<number> {
-  await create(app, id, flags, true);
+export async function createContainer(
+  ctx: RuntimeContext,
+  id: string,
+  flags: CreateRequest,
+): Promise<number> {
+  await create(ctx, id, flags, true);
   return 0;
 }
 
 /** `detached`: this call will not wait for the stand-in's exit (create; not run). */
 export async function create(
-  app: App,
+  ctx: RuntimeContext,
   id: string,
-  flags: CreateFlags,
+  flags: CreateRequest,
   detached: boolean,
 ): Promise<StartedStandin> {
   validateId(id);
-  app.noteIgnored("--no-pivot", flags.pivot === false);
-  app.noteIgnored("--no-new-keyring", flags.newKeyring === false);
+  ctx.noteIgnored("--no-pivot", flags.pivot === false);
+  ctx.noteIgnored("--no-new-keyring", flags.newKeyring === false);
   refusePreservedFds(flags.preserveFds);
-  const r = resolveBundle(flags.bundle, app.logger);
+  const r = resolveBundle(flags.bundle, ctx.logger);
   checkHostPaths(r.oci, r.rootfs, r.configFile);
   const network = checkNamespaces(r.oci, r.configFile);
   checkPidFileDir(flags.pidFile);
@@ -97,11 +114,11 @@ export async function create(
   if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
-  const dir = app.store.dir(id);
+  const dir = ctx.store.dir(id);
   const plan = planVm(r, dir, id);
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
-  app.store.reserve(id, {
+  ctx.store.reserve(id, {
     ociVersion: OCI_VERSION,
     id,
     status: "creating",
@@ -129,15 +146,15 @@ export async function create(
     const timeout = bootTimeoutMs(plan.accel.accel);
     const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
       vcpus: plan.vcpus,
-      note: (msg) => app.logger.debug(`${id}: ${msg}`),
+      note: (msg) => ctx.logger.debug(`${id}: ${msg}`),
     });
-    app.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
+    ctx.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
     const launchFile = join(dir, "standin.json");
     const writeLaunch = (incoming: string | undefined) => {
       const launch: ContainerLaunch = {
         kind: "container",
         id,
-        root: app.opts.root,
+        root: ctx.root,
         stateDir: dir,
         hypervisor: { path: plan.path, args: plan.args },
         guestConfig: config,
@@ -147,7 +164,7 @@ export async function create(
         detached,
         network,
         incoming,
-        log: app.loggerOptions,
+        log: ctx.loggerOptions,
       };
       writeFileNamed(launchFile, JSON.stringify(launch));
       return launchFile;
@@ -155,32 +172,32 @@ export async function create(
     const start = (incoming: string | undefined) =>
       startStandin(writeLaunch(incoming), timeout + 30_000, terminal, (pid) => {
         const proc = hostProcess(pid);
-        if (proc) app.store.update(id, (s) => ({ ...s, standin: proc }));
+        if (proc) ctx.store.update(id, (s) => ({ ...s, standin: proc }));
       });
     standin = templatingEnabled(r)
-      ? await startFromTemplate(app, id, r, plan, timeout, start)
+      ? await startFromTemplate(ctx, id, r, plan, timeout, start)
       : await start(undefined);
     const { ready } = standin;
     const proc = hostProcess(ready.pid);
     if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
     // Hooks see the container as created (runtime-spec: they run after the environment is
     // created); the file says so only once they passed and the pid file is written.
-    const state = app.store.update(id, (s) => ({
+    const state = ctx.store.update(id, (s) => ({
       ...s,
       standin: proc,
       vm: s.vm && { ...s.vm, qemu: ready.qemu },
     }));
     const created = { ...toSpecState(state), status: "created" as const };
-    await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, app.logger);
+    await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, ctx.logger);
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // The last write of this phase: from here on the stand-in writes the state.
-    app.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));
+    ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));
     standin.release();
     standin.child.unref();
     return standin;
   } catch (err) {
     standin?.release();
-    await destroy(app.store, id);
+    await destroy(ctx.store, id);
     throw err;
   }
 }
@@ -191,7 +208,7 @@ export async function create(
  * checksum no longer matches its build discards it and tries once more, rebuilt.
  */
 async function startFromTemplate(
-  app: App,
+  ctx: RuntimeContext,
   id: string,
   r: ReturnType<typeof resolveBundle>,
   plan: ReturnType<typeof planVm>,
@@ -200,15 +217,15 @@ async function startFromTemplate(
 ): Promise<StartedStandin> {
   plan.args.push(...INCOMING_ARGS);
   for (let attempt = 1; ; attempt++) {
-    const held = await ensureTemplate(app.opts.root, r, plan, app.logger, timeout);
-    app.logger.debug(`${id}: starting from template ${held.snapshot}`);
+    const held = await ensureTemplate(ctx.root, r, plan, ctx.logger, timeout);
+    ctx.logger.debug(`${id}: starting from template ${held.snapshot}`);
     try {
       return await start(held.snapshot);
     } catch (err) {
       if (attempt > 1 || !errorMessage(err).startsWith(RESTORE_FAILED)) throw err;
       held.release();
       if (!snapshotDamaged(held.snapshot)) throw err;
-      app.logger.warn(`${id}: VM template ${held.snapshot} is damaged (its checksum changed): rebuilding it`);
+      ctx.logger.warn(`${id}: VM template ${held.snapshot} is damaged (its checksum changed): rebuilding it`);
       discardTemplate(held.snapshot);
     } finally {
       held.release();

@@ -1,6 +1,6 @@
-import type { App } from "../cli/app.ts";
 import type { OciConfig } from "../config/oci-schema.ts";
 import { assertCan } from "../state/transitions.ts";
+import type { RuntimeContext } from "./context.ts";
 import { destroy, killProcess, killVm } from "./destroy.ts";
 import { runHooks } from "./hooks.ts";
 import { liveStatus, toSpecState } from "./query.ts";
@@ -11,15 +11,15 @@ import { savedConfig } from "./saved-config.ts";
  * run (failures only warn), then nothing of the container is left.
  * `delete --force` of an unknown id succeeds: containerd always sends it after delete.
  */
-export async function deleteContainer(app: App, id: string, force: boolean): Promise<number> {
-  const s = app.store.tryRead(id);
+export async function deleteContainer(ctx: RuntimeContext, id: string, force: boolean): Promise<number> {
+  const s = ctx.store.tryRead(id);
   if (!s) {
     if (force) {
       // A half-created container (no state.json yet) is removed too.
-      await destroy(app.store, id);
+      await destroy(ctx.store, id);
       return 0;
     }
-    app.store.read(id);
+    ctx.store.read(id);
     return 1;
   }
   const status = liveStatus(s);
@@ -31,11 +31,11 @@ export async function deleteContainer(app: App, id: string, force: boolean): Pro
   }
   let oci: OciConfig | undefined;
   try {
-    oci = savedConfig(app.store, id);
+    oci = savedConfig(ctx.store, id);
   } catch (err) {
-    app.logger.warn(`${id}: poststop hooks not run: ${(err as Error).message}`);
+    ctx.logger.warn(`${id}: poststop hooks not run: ${(err as Error).message}`);
   }
-  if (oci) await runHooks(["poststop"], oci, { ...toSpecState(s), status: "stopped", pid: 0 }, app.logger);
-  await destroy(app.store, id);
+  if (oci) await runHooks(["poststop"], oci, { ...toSpecState(s), status: "stopped", pid: 0 }, ctx.logger);
+  await destroy(ctx.store, id);
   return 0;
 }

@@ -1,7 +1,6 @@
-import type { App } from "../cli/app.ts";
-import { print } from "../cli/app.ts";
 import { UsageError } from "../errors.ts";
 import { assertCan } from "../state/transitions.ts";
+import type { RuntimeContext } from "./context.ts";
 import { liveStatus } from "./query.ts";
 import { containerStats } from "./stats.ts";
 
@@ -25,20 +24,22 @@ export function parseDuration(text: string): number {
  * container stops. Each line is runc's shape: {"type":"stats","id":...,"data":{...}}.
  */
 export async function containerEvents(
-  app: App,
+  ctx: RuntimeContext,
   id: string,
   interval: string,
   once: boolean,
+  /** Where each record goes (one JSON line): the CLI prints it. */
+  emit: (line: string) => void,
 ): Promise<number> {
   const every = parseDuration(interval);
-  assertCan("events", id, liveStatus(app.store.read(id)));
+  assertCan("events", id, liveStatus(ctx.store.read(id)));
   for (;;) {
-    const data = await containerStats(app, id);
-    print(JSON.stringify({ type: "stats", id, data }));
+    const data = await containerStats(ctx, id);
+    emit(JSON.stringify({ type: "stats", id, data }));
     if (once) return 0;
     const until = Date.now() + every;
     while (Date.now() < until) {
-      const s = app.store.tryRead(id);
+      const s = ctx.store.tryRead(id);
       if (!s || liveStatus(s) === "stopped") return 0;
       await Bun.sleep(Math.min(200, until - Date.now()));
     }

@@ -6,8 +6,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { App } from "../cli/app.ts";
-import type { ExecFlags } from "../commands/exec.ts";
 import { type OciConfig, Process } from "../config/oci-schema.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
@@ -16,11 +14,28 @@ import { forgetExec } from "../standin/exec.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
 import { assertCan } from "../state/transitions.ts";
 import { readFileNamed, writeFileNamed } from "../sys/files.ts";
+import type { RuntimeContext } from "./context.ts";
 import { checkPidFileDir, refusePreservedFds, writePidFile } from "./create.ts";
 import { liveStatus } from "./query.ts";
 import { savedConfig } from "./saved-config.ts";
 import { startStandin } from "./spawn-standin.ts";
 import { callerTerminal } from "./terminal.ts";
+
+/** What exec is asked: runc's exec flags, by name. */
+export interface ExecRequest {
+  process?: string;
+  tty?: boolean;
+  consoleSocket?: string;
+  detach?: boolean;
+  pidFile?: string;
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  additionalGids?: string[];
+  cap?: string[];
+  noNewPrivs?: boolean;
+  preserveFds?: number;
+}
 
 const EXEC_ERROR = 255;
 const EXEC_READY_MS = 60_000;
@@ -35,7 +50,7 @@ function parseUser(user: string): { uid: number; gid?: number } {
 }
 
 /** The process to run: --process FILE, or the container's process with runc's overrides. */
-export function execProcessSpec(base: OciConfig, command: string[], flags: ExecFlags): ExecProcess {
+export function execProcessSpec(base: OciConfig, command: string[], flags: ExecRequest): ExecProcess {
   if (flags.process) {
     const file = flags.process === "-" ? "/dev/stdin" : flags.process;
     const text = readFileNamed(file, "the process file", flags.process);
@@ -72,13 +87,13 @@ export function execProcessSpec(base: OciConfig, command: string[], flags: ExecF
 }
 
 export async function execProcess(
-  app: App,
+  ctx: RuntimeContext,
   id: string,
   command: string[],
-  flags: ExecFlags,
+  flags: ExecRequest,
 ): Promise<number> {
   try {
-    return await execInner(app, id, command, flags);
+    return await execInner(ctx, id, command, flags);
   } catch (err) {
     if (err instanceof RuntimeError && err.exitCode !== EXEC_ERROR)
       throw new RuntimeError(err.message, EXEC_ERROR);
@@ -86,15 +101,20 @@ export async function execProcess(
   }
 }
 
-async function execInner(app: App, id: string, command: string[], flags: ExecFlags): Promise<number> {
+async function execInner(
+  ctx: RuntimeContext,
+  id: string,
+  command: string[],
+  flags: ExecRequest,
+): Promise<number> {
   checkPidFileDir(flags.pidFile, EXEC_ERROR);
   refusePreservedFds(flags.preserveFds);
   const f = flags as { apparmor?: string; processLabel?: string };
-  app.noteIgnored("--apparmor", f.apparmor);
-  app.noteIgnored("--process-label", f.processLabel);
-  const s = app.store.read(id);
+  ctx.noteIgnored("--apparmor", f.apparmor);
+  ctx.noteIgnored("--process-label", f.processLabel);
+  const s = ctx.store.read(id);
   assertCan("exec", id, liveStatus(s));
-  const oci = savedConfig(app.store, id);
+  const oci = savedConfig(ctx.store, id);
   const proc = execProcessSpec(oci, command, flags);
   let terminal: ExecLaunch["terminal"];
   if (proc.terminal) {
@@ -107,7 +127,7 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     }
     terminal = { consoleSocket: flags.consoleSocket, console };
   }
-  const dir = app.store.dir(id);
+  const dir = ctx.store.dir(id);
   const execId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const launch: ExecLaunch = {
     kind: "exec",
@@ -117,7 +137,7 @@ async function execInner(app: App, id: string, command: string[], flags: ExecFla
     process: proc as Record<string, unknown>,
     terminal,
     detached: flags.detach === true,
-    log: app.loggerOptions,
+    log: ctx.loggerOptions,
   };
   mkdirSync(join(dir, VM_FILES.execs), { recursive: true, mode: 0o700 });
   const launchFile = join(dir, VM_FILES.execs, `${execId}.launch.json`);

@@ -1,5 +1,5 @@
-import type { App } from "../cli/app.ts";
 import { assertCan } from "../state/transitions.ts";
+import type { RuntimeContext } from "./context.ts";
 import { killVm } from "./destroy.ts";
 import { liveStatus } from "./query.ts";
 import { parseSignal } from "./signals.ts";
@@ -15,12 +15,17 @@ const PAUSED_QUEUE_MS = 1_000;
  * kill: the signal goes to the workload in the guest. SIGKILL must work even when the
  * agent is stuck (or the VM paused): then the VM is killed, and the stand-in reports 137.
  */
-export async function killContainer(app: App, id: string, signal: string, all: boolean): Promise<number> {
+export async function killContainer(
+  ctx: RuntimeContext,
+  id: string,
+  signal: string,
+  all: boolean,
+): Promise<number> {
   const sig = parseSignal(signal);
-  const s = app.store.read(id);
+  const s = ctx.store.read(id);
   const status = liveStatus(s);
   assertCan("kill", id, status);
-  const dir = app.store.dir(id);
+  const dir = ctx.store.dir(id);
   if (sig === SIGKILL) {
     if (status === "paused") {
       await killVm({ ...s, standin: undefined });
@@ -29,7 +34,7 @@ export async function killContainer(app: App, id: string, signal: string, all: b
     try {
       await callStandin(dir, id, "signal", { id, signal: sig, all }, KILL_AGENT_WAIT_MS);
     } catch (err) {
-      app.logger.warn(`${id}: agent did not take SIGKILL (${(err as Error).message}); killing the VM`);
+      ctx.logger.warn(`${id}: agent did not take SIGKILL (${(err as Error).message}); killing the VM`);
       await killVm({ ...s, standin: undefined });
     }
     return 0;

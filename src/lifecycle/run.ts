@@ -1,7 +1,6 @@
-import type { App } from "../cli/app.ts";
-import type { CreateFlags } from "../commands/create.ts";
 import { forwardSignals } from "../standin/forward.ts";
-import { create } from "./create.ts";
+import type { RuntimeContext } from "./context.ts";
+import { type CreateRequest, create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
 import { callStandin } from "./standin-client.ts";
 import { startContainer } from "./start.ts";
@@ -12,25 +11,25 @@ import { callerTerminal } from "./terminal.ts";
  * delete the container unless --keep, and exit with the workload's status.
  */
 export async function runContainer(
-  app: App,
+  ctx: RuntimeContext,
   id: string,
-  flags: CreateFlags & { keep?: boolean },
+  flags: CreateRequest & { keep?: boolean },
 ): Promise<number> {
   // A person at a terminal running a terminal container: use their terminal.
   const console = flags.consoleSocket || flags.console || flags.detach ? flags.console : callerTerminal();
-  const standin = await create(app, id, { ...flags, console }, flags.detach === true);
+  const standin = await create(ctx, id, { ...flags, console }, flags.detach === true);
   try {
-    await startContainer(app, id);
+    await startContainer(ctx, id);
   } catch (err) {
-    await deleteContainer(app, id, true);
+    await deleteContainer(ctx, id, true);
     throw err;
   }
   if (flags.detach) return 0;
   standin.child.ref();
   forwardSignals(
-    (signal) => void callStandin(app.store.dir(id), id, "signal", { id, signal }).catch(() => {}),
+    (signal) => void callStandin(ctx.store.dir(id), id, "signal", { id, signal }).catch(() => {}),
   );
   const status = await standin.exited;
-  if (!flags.keep) await deleteContainer(app, id, true);
+  if (!flags.keep) await deleteContainer(ctx, id, true);
   return status;
 }

@@ -1,13 +1,14 @@
 /** runc-style stats of a container: its cgroup in the guest, plus the VM's own cost on the host. */
-import type { App } from "../cli/app.ts";
+
 import { isAlive, memoryKiB, procStat } from "../sys/proc.ts";
+import type { RuntimeContext } from "./context.ts";
 import { callStandin } from "./standin-client.ts";
 
 const CLK_TCK = 100;
 
-export async function containerStats(app: App, id: string): Promise<Record<string, unknown>> {
-  const s = app.store.read(id);
-  const guest = await callStandin(app.store.dir(id), id, "stats", { id });
+export async function containerStats(ctx: RuntimeContext, id: string): Promise<Record<string, unknown>> {
+  const s = ctx.store.read(id);
+  const guest = await callStandin(ctx.store.dir(id), id, "stats", { id });
   const qemu = s.vm?.qemu;
   let vm: Record<string, unknown> | undefined;
   if (qemu && isAlive(qemu)) {

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import type { App } from "../cli/app.ts";
 import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
 import { assertCan } from "../state/transitions.ts";
+import type { RuntimeContext } from "./context.ts";
 import { liveStatus } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
 
@@ -81,8 +81,8 @@ export function resourcesFrom(flags: UpdateFlags): Resources {
   return r;
 }
 
-export async function updateContainer(app: App, id: string, flags: UpdateFlags): Promise<number> {
-  const s = app.store.read(id);
+export async function updateContainer(ctx: RuntimeContext, id: string, flags: UpdateFlags): Promise<number> {
+  const s = ctx.store.read(id);
   assertCan("update", id, liveStatus(s));
   const r = resourcesFrom(flags);
   if (Object.keys(r).length === 0)
@@ -94,6 +94,6 @@ export async function updateContainer(app: App, id: string, flags: UpdateFlags):
       `memory limit ${limit} exceeds the VM's memory (${s.vm?.memoryMiB} MiB); the VM is not resized`,
     );
   }
-  await callStandin(app.store.dir(id), id, "update", { id, resources: r });
+  await callStandin(ctx.store.dir(id), id, "update", { id, resources: r });
   return 0;
 }

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { restoreFromTemplate } from "../hypervisor/template.ts";
-import { bindShares } from "../lifecycle/shares.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
@@ -25,6 +24,7 @@ import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
+import { bindShares } from "./share.ts";
 import { serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 

@@ -1,5 +1,9 @@
 import { readFileSync } from "node:fs";
-import type { HostProcess } from "../state/schema.ts";
+/** A host process, with its start time so a reused pid is never mistaken for it (state/schema.ts stores it). */
+export interface HostProcess {
+  pid: number;
+  startTime: number;
+}
 
 interface ProcStat {
   state: string;

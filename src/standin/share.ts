@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { cstr, errno, libc, ptr } from "../sys/libc.ts";
-import type { HostShare } from "./guest-config.ts";
+import type { ContainerLaunch } from "./launch.ts";
 
 const MS_RDONLY = 1;
 const MS_REMOUNT = 32;
@@ -20,7 +20,7 @@ function mountCall(source: string, target: string, flags: number): number {
   return libc().mount(cstr(source), cstr(target), cstr("none"), BigInt(flags), ptr(none));
 }
 
-export function bindShares(sharedDir: string, shares: HostShare[]): void {
+export function bindShares(sharedDir: string, shares: ContainerLaunch["shares"]): void {
   mkdirSync(join(sharedDir, "mounts"), { recursive: true, mode: 0o700 });
   for (const s of shares) {
     const target = join(sharedDir, s.target);
