@@ -115,10 +115,18 @@ export async function buildTemplate(
     const snapshot = join(dir, SNAPSHOT);
     const saved = await receiveSnapshot(socketPath(dir, MIGRATION_SOCKET), snapshot);
     try {
-      const status = await migration(qmp, "migrate", `unix:${socketPath(dir, MIGRATION_SOCKET)}`);
+      const writeFailed = (err: unknown) => fail(snapshotFailure(snapshot, `write: ${errorMessage(err)}`));
+      // Whichever ends first: QEMU's migration, or our writing of what it sends.
+      const status = await Promise.race([
+        migration(qmp, "migrate", `unix:${socketPath(dir, MIGRATION_SOCKET)}`),
+        saved.written.then(
+          () => new Promise<never>(() => {}),
+          (err) => Promise.reject(writeFailed(err)),
+        ),
+      ]);
       if (status !== "completed") throw fail(snapshotFailure(snapshot, status));
       await saved.written.catch((err) => {
-        throw fail(snapshotFailure(snapshot, `write: ${errorMessage(err)}`));
+        throw writeFailed(err);
       });
     } finally {
       saved.close();
@@ -172,7 +180,12 @@ async function receiveSnapshot(path: string, file: string) {
       const out = createWriteStream(file, { mode: 0o600 });
       sock.pipe(out);
       out.once("finish", () => resolve());
-      out.once("error", reject);
+      // A write that fails (a full disk) ends the stream: QEMU's migration then fails at
+      // once instead of stalling on a reader that stopped.
+      out.once("error", (err) => {
+        sock.destroy();
+        reject(err);
+      });
       sock.once("error", reject);
     });
   });
