@@ -7,7 +7,8 @@
  * process listens on and writes to the file; a clone reads the file from an fd its
  * stand-in opened for it (INCOMING_FD).
  */
-import { closeSync, createWriteStream, mkdirSync, openSync, statfsSync, statSync } from "node:fs";
+
+import { closeSync, createWriteStream, mkdirSync, statfsSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
@@ -16,6 +17,7 @@ import type { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
+import { openNamed } from "../sys/files.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { consoleTail, planVm, QEMU_CAPABILITIES, socketPath, VM_FILES } from "./launcher.ts";
@@ -67,7 +69,7 @@ export async function buildTemplate(
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template");
-  const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
+  const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
   const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
     cwd: dir,
     stdio: ["ignore", hvLog, hvLog],

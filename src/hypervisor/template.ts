@@ -36,7 +36,7 @@ import { join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { writeFileNamed } from "../sys/files.ts";
+import { openNamed, writeFileNamed } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import type { VmPlan } from "./launcher.ts";
@@ -133,7 +133,7 @@ export async function ensureTemplate(
   const ready = lease(dir);
   if (ready) return ready;
   mkdirSync(top, { recursive: true, mode: 0o700 });
-  const lock = openSync(join(top, ".lock"), "a", 0o600);
+  const lock = openNamed(join(top, ".lock"), "a");
   try {
     libc().flock(lock, LOCK_EX);
     const built = lease(dir);
@@ -183,7 +183,7 @@ function recordMeta(dir: string, inputs: Input[]): void {
     snapshot: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: snapshotSha256(file) },
   };
   writeFileNamed(join(dir, META), `${JSON.stringify(meta, null, 2)}\n`);
-  closeSync(openSync(join(dir, IN_USE), "a", 0o600));
+  closeSync(openNamed(join(dir, IN_USE), "a"));
 }
 
 /** Holds `dir`'s template (shared lock) if it is whole: the snapshot is as recorded. */

@@ -4,8 +4,9 @@
  * container's stdio, forwards signals, serves the hub, and finally exits with the
  * workload's status (128+N for a death by signal N) once all output is delivered.
  */
+
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
@@ -15,6 +16,7 @@ import { Channel } from "../protocol/channel.ts";
 import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
+import { openNamed } from "../sys/files.ts";
 import { errno, libc } from "../sys/libc.ts";
 import { unmountBelow } from "../sys/mounts.ts";
 import { joinNamespace, NAMESPACE_TYPES } from "../sys/namespaces.ts";
@@ -46,7 +48,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let finishing = false;
   const deadline = Date.now() + spec.bootTimeoutMs;
 
-  const hvLog = openSync(join(dir, VM_FILES.hypervisorLog), "a");
+  const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
   let qemu: ReturnType<typeof spawnWithParentDeath> | undefined;
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
@@ -79,7 +81,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     enterNetworkNamespace(log, spec);
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
-    const snapshot = spec.incoming ? openSync(spec.incoming, "r") : undefined;
+    const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;
     qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
       cwd: dir,
       stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],

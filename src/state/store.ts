@@ -1,7 +1,7 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { ioReason, writeFileAtomic } from "../sys/files.ts";
+import { ioReason, openNamed, writeFileAtomic } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { StoredState } from "./schema.ts";
@@ -128,7 +128,7 @@ export class StateStore {
     const lockFile = join(this.dir(id), ".lock");
     let fd: number;
     try {
-      fd = openSync(lockFile, "a", 0o600);
+      fd = openNamed(lockFile, "a");
     } catch (err) {
       throw new RuntimeError(`cannot open ${lockFile}: ${ioReason(err)}`);
     }

@@ -3,7 +3,7 @@
  * user, with errors that name the file: Node's own (`ENOSPC: no space left on device,
  * write`) name none, which on a full disk leaves the user guessing which one.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { RuntimeError } from "../errors.ts";
 
 /** `no space left on device (ENOSPC)` from a Node error; its message's first line otherwise. */
@@ -41,5 +41,14 @@ export function readFileNamed(file: string, what: string, shownAs = file): strin
     return readFileSync(file, "utf8");
   } catch (err) {
     throw new RuntimeError(`${shownAs}: cannot read ${what}: ${ioReason(err)}`);
+  }
+}
+
+/** openSync whose error names the file (a lock file or a log on a full disk, out of inodes). */
+export function openNamed(file: string, flags: string | number, mode = 0o600): number {
+  try {
+    return openSync(file, flags, mode);
+  } catch (err) {
+    throw new RuntimeError(`cannot open ${file}: ${ioReason(err)}`);
   }
 }

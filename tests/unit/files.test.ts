@@ -1,10 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { readFileNamed, writeFileAtomic, writeFileNamed } from "../../src/sys/files.ts";
+import { openNamed, readFileNamed, writeFileAtomic, writeFileNamed } from "../../src/sys/files.ts";
 import { tempDir } from "../lib/cli.ts";
 
 describe("files the runtime writes: errors name the file", () => {
+  test("an open that fails (a lock file, a log) says which file and why", () => {
+    const file = join(tempDir(), "no-such-dir", ".lock");
+    expect(() => openNamed(file, "a")).toThrow(`cannot open ${file}: no such file or directory (ENOENT)`);
+  });
+
   test("a write that fails says which file and why, in words and errno name", () => {
     const file = join(tempDir(), "no-such-dir", "state.json");
     expect(() => writeFileNamed(file, "{}")).toThrow(
