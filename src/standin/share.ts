@@ -3,7 +3,7 @@
  * sources of its bind mounts, each bind-mounted under it on the host, so that one 9p
  * share carries them all (a 9p share must be a directory; Docker's resolv.conf is a file).
  */
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { cstr, errno, libc, ptr } from "../sys/libc.ts";
@@ -21,10 +21,14 @@ function mountCall(source: string, target: string, flags: number): number {
 }
 
 export function bindShares(sharedDir: string, shares: ContainerLaunch["shares"]): void {
-  mkdirSync(join(sharedDir, "mounts"), { recursive: true, mode: 0o700 });
+  // 0711: a container's mapped root (user namespace) must pass through to its rootfs in the
+  // guest; on the host the state directory above (0700) keeps everyone else out.
+  mkdirSync(join(sharedDir, "mounts"), { recursive: true, mode: 0o711 });
+  chmodSync(sharedDir, 0o711);
+  chmodSync(join(sharedDir, "mounts"), 0o711);
   for (const s of shares) {
     const target = join(sharedDir, s.target);
-    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(target), { recursive: true, mode: 0o711 });
     if (s.file) closeSync(openSync(target, "a"));
     else mkdirSync(target, { recursive: true });
     if (mountCall(s.source, target, MS_BIND | MS_REC) !== 0) {

@@ -3,7 +3,7 @@
  * container. start, exec and delete (its poststop hooks) use what create was given.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -76,4 +76,26 @@ test("runtime-spec namespaces: a network namespace path is where the stand-in li
   } finally {
     Bun.spawnSync(["ip", "netns", "delete", name]);
   }
+}, 180_000);
+
+test("runtime-spec config-linux user namespace mappings: root inside is hostID 1000 where the share shows it", async () => {
+  const bundle = makeBundle({
+    args: ["sh", "-c", "id -u; touch /tmp/made-inside; stat -c %u /tmp/made-inside"],
+    writable: true,
+    edit: (s) => {
+      const linux = s.linux as Record<string, unknown> & { namespaces: { type: string }[] };
+      linux.namespaces.push({ type: "user" });
+      linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 65536 }];
+      linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 65536 }];
+    },
+  });
+  // As with runc: the mapped root writes where the rootfs gives the mapped ids the right.
+  chownSync(join(bundle, "rootfs/tmp"), 1000, 1000);
+  const r = await rt.run(["run", "--bundle", bundle, "userns"]);
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toBe("0\n0\n");
+  expect(r.code).toBe(0);
+  const made = statSync(join(bundle, "rootfs/tmp/made-inside"));
+  expect([made.uid, made.gid]).toEqual([1000, 1000]);
+  expect(rt.leftovers()).toEqual([]);
 }, 180_000);
