@@ -3,7 +3,15 @@
  * container. start, exec and delete (its poststop hooks) use what create was given.
  */
 import { afterAll, expect, test } from "bun:test";
-import { chownSync, existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -98,4 +106,23 @@ test("runtime-spec config-linux user namespace mappings: root inside is hostID 1
   const made = statSync(join(bundle, "rootfs/tmp/made-inside"));
   expect([made.uid, made.gid]).toEqual([1000, 1000]);
   expect(rt.leftovers()).toEqual([]);
+}, 180_000);
+
+test("runtime-spec config mounts: a bind mount's root in the guest's mountinfo ends with its source's name", async () => {
+  const volume = join(tempDir(), "myvolume");
+  mkdirSync(volume);
+  const bundle = makeBundle({
+    args: ["sh", "-c", "grep ' /data ' /proc/self/mountinfo | cut -d' ' -f4"],
+    edit: (s) => {
+      (s.mounts as unknown[]).push({
+        destination: "/data",
+        type: "bind",
+        source: volume,
+        options: ["rbind"],
+      });
+    },
+  });
+  const r = await rt.run(["run", "--bundle", bundle, "mntname"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout.trim()).toMatch(/\/myvolume$/);
 }, 180_000);
