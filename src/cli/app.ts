@@ -64,6 +64,7 @@ export async function runAction(
   app: App,
   command: string,
   body: () => Promise<number | undefined> | number | undefined,
+  failureExit?: number,
 ) {
   try {
     app.logger.debug(`${command}: ${withoutEnvValues(process.argv.slice(2)).join(" ")}`);
@@ -74,7 +75,7 @@ export async function runAction(
     if (!(err instanceof RuntimeError)) app.logger.debug(`${command}: ${(err as Error)?.stack ?? msg}`);
     app.logger.error(msg);
     process.stderr.write(`${NAME}: ${msg}\n`);
-    process.exitCode = err instanceof RuntimeError ? err.exitCode : 1;
+    process.exitCode = failureExit ?? (err instanceof RuntimeError ? err.exitCode : 1);
   }
 }
 

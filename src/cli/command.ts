@@ -11,11 +11,16 @@ export function subcommand(name: string, description: string): Command {
     .showSuggestionAfterError(false);
 }
 
-/** Wraps a command body so that errors become one stderr line, a log error line and exit 1. */
+/**
+ * Wraps a command body so that errors become one stderr line, a log error line and the
+ * error's exit code, or `failureExit` for every failure of a command that has one (exec's
+ * 255, which tells the runtime's failure from the process's own status).
+ */
 export function act<A extends unknown[]>(
   app: () => App,
   name: string,
   body: (app: App, ...args: A) => Promise<number | undefined> | number | undefined,
+  failureExit?: number,
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
     let a: App;
@@ -23,10 +28,10 @@ export function act<A extends unknown[]>(
       a = app();
     } catch (err) {
       process.stderr.write(`cc-oci-runtime: ${(err as Error).message}\n`);
-      process.exitCode = 1;
+      process.exitCode = failureExit ?? 1;
       return;
     }
-    await runAction(a, name, () => body(a, ...args));
+    await runAction(a, name, () => body(a, ...args), failureExit);
   };
 }
 

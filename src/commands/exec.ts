@@ -1,5 +1,5 @@
 import { act, type CommandFactory, collect, integer, subcommand } from "../cli/command.ts";
-import { type ExecRequest, execProcess } from "../lifecycle/exec.ts";
+import { EXEC_FAILED, type ExecRequest, execProcess } from "../lifecycle/exec.ts";
 
 /** The flags are the library's exec request, as commander parses them. */
 export type ExecFlags = ExecRequest;
@@ -36,7 +36,10 @@ export const exec: CommandFactory = (app) =>
     .argument("<container-id>")
     .argument("[command...]")
     .action(
-      act(app, "exec", (a, id: string, command: string[], flags: ExecFlags) =>
-        execProcess(a, id, command, flags),
+      act(
+        app,
+        "exec",
+        (a, id: string, command: string[], flags: ExecFlags) => execProcess(a, id, command, flags),
+        EXEC_FAILED,
       ),
     );

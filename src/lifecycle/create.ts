@@ -20,7 +20,7 @@ import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
 import { writeFileAtomic, writeFileNamed } from "../sys/files.ts";
-import { hostProcess } from "../sys/proc.ts";
+import { hostProcess, isAlive } from "../sys/proc.ts";
 import type { RuntimeContext } from "./context.ts";
 import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
@@ -189,6 +189,11 @@ export async function create(
     }));
     const created = { ...toSpecState(state), status: "created" as const };
     await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, ctx.logger);
+    // The VM may have gone during the hooks (killed, crashed): its stand-in then winds down
+    // without writing the state (this call is its writer while creating); create fails.
+    if (!isAlive(ready.qemu) || standin.child.exitCode !== null || standin.child.signalCode !== null) {
+      throw new RuntimeError("the container's VM exited during create (before its hooks were done)");
+    }
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // The last write of this phase: from here on the stand-in writes the state.
     ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));

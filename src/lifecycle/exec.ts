@@ -37,7 +37,8 @@ export interface ExecRequest {
   preserveFds?: number;
 }
 
-const EXEC_ERROR = 255;
+/** What exec exits with when the runtime failed (runc's convention), whatever the cause. */
+export const EXEC_FAILED = 255;
 const EXEC_READY_MS = 60_000;
 
 type ExecProcess = OciConfig["process"] & object;
@@ -45,7 +46,7 @@ type ExecProcess = OciConfig["process"] & object;
 function parseUser(user: string): { uid: number; gid?: number } {
   const m = /^(\d+)(?::(\d+))?$/.exec(user);
   if (!m)
-    throw new RuntimeError(`--user: expected UID[:GID] (numbers), got ${JSON.stringify(user)}`, EXEC_ERROR);
+    throw new RuntimeError(`--user: expected UID[:GID] (numbers), got ${JSON.stringify(user)}`, EXEC_FAILED);
   return { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
@@ -58,13 +59,13 @@ export function execProcessSpec(base: OciConfig, command: string[], flags: ExecR
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new RuntimeError(`${flags.process}: invalid JSON: ${(err as Error).message}`, EXEC_ERROR);
+      throw new RuntimeError(`${flags.process}: invalid JSON: ${(err as Error).message}`, EXEC_FAILED);
     }
     return validate(Process, json, flags.process);
   }
-  if (command.length === 0) throw new RuntimeError("exec: no command given (ARGS or --process)", EXEC_ERROR);
+  if (command.length === 0) throw new RuntimeError("exec: no command given (ARGS or --process)", EXEC_FAILED);
   const p = structuredClone(base.process) as ExecProcess | undefined;
-  if (!p) throw new RuntimeError("config.json has no process to base exec on: use --process", EXEC_ERROR);
+  if (!p) throw new RuntimeError("config.json has no process to base exec on: use --process", EXEC_FAILED);
   p.args = command;
   p.terminal = flags.tty ?? false;
   if (flags.env) p.env = [...(p.env ?? []), ...flags.env];
@@ -95,8 +96,8 @@ export async function execProcess(
   try {
     return await execInner(ctx, id, command, flags);
   } catch (err) {
-    if (err instanceof RuntimeError && err.exitCode !== EXEC_ERROR)
-      throw new RuntimeError(err.message, EXEC_ERROR);
+    if (err instanceof RuntimeError && err.exitCode !== EXEC_FAILED)
+      throw new RuntimeError(err.message, EXEC_FAILED);
     throw err;
   }
 }
@@ -107,7 +108,7 @@ async function execInner(
   command: string[],
   flags: ExecRequest,
 ): Promise<number> {
-  checkPidFileDir(flags.pidFile, EXEC_ERROR);
+  checkPidFileDir(flags.pidFile, EXEC_FAILED);
   refusePreservedFds(flags.preserveFds);
   const f = flags as { apparmor?: string; processLabel?: string };
   ctx.noteIgnored("--apparmor", f.apparmor);
@@ -122,7 +123,7 @@ async function execInner(
     if (!flags.consoleSocket && !console) {
       throw new RuntimeError(
         "exec with a terminal needs --console-socket (or a terminal on stdin)",
-        EXEC_ERROR,
+        EXEC_FAILED,
       );
     }
     terminal = { consoleSocket: flags.consoleSocket, console };

@@ -153,7 +153,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       finishing = true;
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
       try {
-        store.update(spec.id, (s) => ({ ...s, status: "stopped", exitStatus: status }));
+        // While `creating`, the create call is the state's one writer (it fails on seeing
+        // the stand-in gone); the exit status is kept for `state` all the same.
+        store.update(spec.id, (s) =>
+          s.status === "creating"
+            ? { ...s, exitStatus: status }
+            : { ...s, status: "stopped", exitStatus: status },
+        );
       } catch (err) {
         // The VM is torn down and the status returned all the same: state then reports the
         // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).

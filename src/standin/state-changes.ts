@@ -11,11 +11,16 @@ import { advance, type NEXT } from "../state/transitions.ts";
 import type { Hub } from "./hub.ts";
 
 export function serveStateChanges(hub: Hub, agent: Channel, store: StateStore, id: string): void {
-  /** Checks the change against the current state, does it, then records it. */
+  /**
+   * Checks the change against the current state, does it, then records it, unless the
+   * status moved on meanwhile: a workload that exits before crun's start answer has already
+   * been recorded stopped (by this process's exit path), and that must stay.
+   */
   const change = async (op: keyof typeof NEXT, act: () => Promise<unknown>) => {
-    advance(op, id, store.read(id).status);
+    const from = store.read(id).status;
+    const to = advance(op, id, from);
     await act();
-    store.update(id, (s) => ({ ...s, status: advance(op, id, s.status) }));
+    store.update(id, (s) => (s.status === from ? { ...s, status: to } : s));
     return {};
   };
   hub.local.start = () => change("start", () => agent.call("start", { id }));

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { mountsBelow } from "../../src/sys/mounts.ts";
 import { makeBundle } from "../lib/bundle.ts";
-import { Runtime } from "../lib/runtime.ts";
+import { qemuProcesses, Runtime } from "../lib/runtime.ts";
 
 const rt = new Runtime();
 const cold = { CC_OCI_TEMPLATE: "0" };
@@ -133,6 +133,35 @@ describe("a killed create", () => {
     await child.exited;
     expect(await waitForState("k2", (s) => s === "stopped", 10_000)).toBe("stopped");
     expect((await rt.run(["delete", "k2"])).code).toBe(0);
+    await expectNothingLeft();
+  }, 180_000);
+});
+
+describe("a VM that dies while create runs its hooks", () => {
+  test("create fails naming it; the stand-in did not write the state; nothing is left", async () => {
+    const bundle = makeBundle({
+      args: ["sleep", "1000"],
+      edit: (spec) => {
+        spec.hooks = { prestart: [{ path: "/bin/sh", args: ["sh", "-c", "sleep 4"] }] };
+      },
+    });
+    const child = Bun.spawn(rt.argv(["create", "--bundle", bundle, "h1"]), {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+      env: { ...process.env, ...cold },
+    });
+    // Until the stand-in reported (its VM is up): the hook is running then.
+    await waitForState("h1", (s) => s === "creating");
+    const stored = () => readFileSync(join(rt.root, "h1", "state.json"), "utf8");
+    for (let i = 0; i < 1200 && !stored().includes('"qemu"'); i++) await Bun.sleep(50);
+    expect(await state("h1")).toMatchObject({ status: "creating" });
+    const qemu = qemuProcesses(rt.root);
+    expect(qemu.length).toBe(1);
+    process.kill(qemu[0] as number, "SIGKILL");
+    expect(await child.exited).toBe(1);
+    expect(await new Response(child.stderr).text()).toMatch(/the container's VM exited during create/);
+    expect((await state("h1")).stderr).toMatch(/container "h1" does not exist/);
     await expectNothingLeft();
   }, 180_000);
 });
