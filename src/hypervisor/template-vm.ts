@@ -201,24 +201,35 @@ async function receiveSnapshot(path: string, file: string) {
 
 /**
  * Loads the snapshot (open as the clone's INCOMING_FD) into the clone waiting with
- * INCOMING_ARGS; fails at once, naming `snapshot`, if QEMU refuses it or exits.
+ * INCOMING_ARGS; fails at once, naming `snapshot`, if QEMU refuses it or exits (`exitStatus`
+ * says whether and how it did: a QEMU that dies before its QMP socket opens is not waited for).
  */
 export async function restoreFromTemplate(
   qmpPath: string,
   snapshot: string,
   deadline: number,
+  exitStatus: () => number | undefined,
 ): Promise<void> {
-  const sock = await connectUnixRetry(qmpPath, deadline);
-  sock.destroy();
-  const qmp = await Qmp.connect(qmpPath);
+  const exited = () => {
+    const status = exitStatus();
+    return status === undefined ? "" : ` (hypervisor exited with status ${status})`;
+  };
+  let qmp: Qmp | undefined;
   try {
+    const sock = await connectUnixRetry(qmpPath, deadline, () => exitStatus() === undefined).catch(
+      (err: unknown) => {
+        throw new Error(`no QMP socket: ${errorMessage(err)}`);
+      },
+    );
+    sock.destroy();
+    qmp = await Qmp.connect(qmpPath);
     const status = await migration(qmp, "migrate-incoming", `fd:${INCOMING_FD}`);
     if (status !== "completed") throw new Error(`migration ${status}`);
     // Without -S the guest runs once its state is in: cont is then a no-op.
     await qmp.execute("cont").catch(() => {});
   } catch (err) {
-    throw new RuntimeError(`${RESTORE_FAILED} ${snapshot}: ${errorMessage(err)}`);
+    throw new RuntimeError(`${RESTORE_FAILED} ${snapshot}: ${errorMessage(err)}${exited()}`);
   } finally {
-    qmp.close();
+    qmp?.close();
   }
 }

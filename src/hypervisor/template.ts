@@ -7,7 +7,8 @@
  * does the two migrations.)
  *
  * A template is keyed by everything that shapes the saved guest: kernel, initrd, image,
- * hypervisor.args, kernel parameters, accelerator, memory, and this executable.
+ * hypervisor.args, the hypervisor binary (another QEMU may not load the snapshot), kernel
+ * parameters, accelerator, memory, and this executable.
  *
  *   <root>/.templates/<key>/snapshot       the saved guest
  *   <root>/.templates/<key>/template.json  its inputs (files and their identity), and the
@@ -19,11 +20,13 @@
  * non-blocking lock on .inuse) and it is stale (one of its input files changed or went) or
  * damaged (its snapshot no longer matches what was recorded). A damaged snapshot is found
  * by its size, mtime and inode before every use, and by its checksum after a failed restore;
- * either way it is rebuilt.
+ * either way it is rebuilt. Every removal happens under the build lock, and a template is
+ * discarded only if it is still the one the caller held (its snapshot's inode).
  */
 import { createHash } from "node:crypto";
 import {
   closeSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -32,7 +35,7 @@ import {
   renameSync,
   statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
@@ -88,7 +91,9 @@ interface Meta {
 }
 
 function inputsOf(r: ResolvedBundle, plan: VmPlan): Input[] {
-  const files = [plan.kernel, plan.initrd, plan.image, process.execPath].filter((f): f is string => !!f);
+  const files = [plan.kernel, plan.initrd, plan.image, plan.path, process.execPath].filter(
+    (f): f is string => !!f,
+  );
   return [
     ...files.map((path) => ({ path, id: fileId(path), by: "file" as const })),
     { path: r.hypervisorArgsFile, id: contentId(r.hypervisorArgsFile), by: "content" },
@@ -103,7 +108,7 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       initrd: fileId(plan.initrd),
       image: fileId(plan.image),
       hypervisorArgs: readFileSync(r.hypervisorArgsFile, "utf8"),
-      hypervisor: plan.path,
+      hypervisor: fileId(plan.path),
       kernelParams: r.vm.vm.kernelParameters,
       extra: r.vm.vm.hypervisorParameters,
       accel: plan.accel,
@@ -117,7 +122,22 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
 /** A template in use: its snapshot cannot be removed until release(). */
 export interface TemplateLease {
   snapshot: string;
+  /** The snapshot's inode when it was held: which build of the template this is. */
+  ino: number;
   release(): void;
+}
+
+/** Runs `body` as the one builder (and remover) of templates under `top`. */
+async function withBuildLock<T>(top: string, body: () => Promise<T> | T): Promise<T> {
+  mkdirSync(top, { recursive: true, mode: 0o700 });
+  const lock = openNamed(join(top, ".lock"), "a");
+  try {
+    if (libc().flock(lock, LOCK_EX) !== 0) throw new RuntimeError(`cannot lock ${join(top, ".lock")}`);
+    return await body();
+  } finally {
+    libc().flock(lock, LOCK_UN);
+    closeSync(lock);
+  }
 }
 
 /** The snapshot for this configuration, held, and built now (under a lock) if there is none. */
@@ -132,10 +152,7 @@ export async function ensureTemplate(
   const dir = join(top, templateKey(r, plan));
   const ready = lease(dir);
   if (ready) return ready;
-  mkdirSync(top, { recursive: true, mode: 0o700 });
-  const lock = openNamed(join(top, ".lock"), "a");
-  try {
-    libc().flock(lock, LOCK_EX);
+  return withBuildLock(top, async () => {
     const built = lease(dir);
     if (built) return built;
     // Missing or damaged: whoever still holds a damaged one fails with it; wait for them.
@@ -149,10 +166,7 @@ export async function ensureTemplate(
     const fresh = lease(dir);
     if (!fresh) throw new RuntimeError(`VM template ${dir}: unusable right after its build`);
     return fresh;
-  } finally {
-    libc().flock(lock, LOCK_UN);
-    closeSync(lock);
-  }
+  });
 }
 
 function readMeta(dir: string): Meta | undefined {
@@ -186,7 +200,10 @@ function recordMeta(dir: string, inputs: Input[]): void {
   closeSync(openNamed(join(dir, IN_USE), "a"));
 }
 
-/** Holds `dir`'s template (shared lock) if it is whole: the snapshot is as recorded. */
+/**
+ * Holds `dir`'s template (shared lock) if it is whole: the snapshot is as recorded, and the
+ * lock file locked is still the template's (not one removed while this call waited for it).
+ */
 function lease(dir: string): TemplateLease | undefined {
   let fd: number;
   try {
@@ -194,24 +211,38 @@ function lease(dir: string): TemplateLease | undefined {
   } catch {
     return undefined;
   }
-  libc().flock(fd, LOCK_SH);
-  let held = true;
+  let held = libc().flock(fd, LOCK_SH) === 0;
   const release = () => {
     if (!held) return;
     held = false;
     libc().flock(fd, LOCK_UN);
-    closeSync(fd);
   };
-  const meta = readMeta(dir);
-  const snapshot = join(dir, SNAPSHOT);
   try {
+    if (!held || fstatSync(fd).ino !== statSync(join(dir, IN_USE)).ino) return undefined;
+    const m = readMeta(dir)?.snapshot;
+    const snapshot = join(dir, SNAPSHOT);
     const st = statSync(snapshot);
-    const m = meta?.snapshot;
-    if (m && st.size === m.size && st.mtimeMs === m.mtimeMs && st.ino === m.ino) return { snapshot, release };
+    if (m && st.size === m.size && st.mtimeMs === m.mtimeMs && st.ino === m.ino) {
+      const lockFd = fd;
+      fd = -1; // from here on closed by the lease's release
+      return {
+        snapshot,
+        ino: st.ino,
+        release: () => {
+          if (!held) return;
+          release();
+          closeSync(lockFd);
+        },
+      };
+    }
   } catch {
-    // no snapshot
+    // no snapshot, or the template went meanwhile
+  } finally {
+    if (fd !== -1) {
+      release();
+      closeSync(fd);
+    }
   }
-  release();
   return undefined;
 }
 
@@ -227,7 +258,8 @@ export function snapshotDamaged(snapshot: string): boolean {
 
 /**
  * Removes a template unless someone holds it (`wait`: until they let go). Returns whether
- * it is gone.
+ * it is gone. Callers hold the build lock: nobody can make or hold a template meanwhile
+ * except through its .inuse file, so a template without one is a partial one.
  */
 function remove(dir: string, wait: boolean): boolean {
   let fd: number | undefined;
@@ -245,9 +277,20 @@ function remove(dir: string, wait: boolean): boolean {
   }
 }
 
-/** Removes a damaged template (after a failed restore found its checksum changed). */
-export function discardTemplate(snapshot: string): void {
-  remove(join(snapshot, ".."), true);
+/**
+ * Removes a template that failed to restore, once nobody holds it, unless it is no longer
+ * the build that failed (another create already rebuilt it). `lease` must be released.
+ */
+export function discardTemplate(root: string, failed: TemplateLease): Promise<void> {
+  return withBuildLock(join(root, TEMPLATES_DIR), () => {
+    try {
+      if (statSync(failed.snapshot).ino !== failed.ino) return;
+    } catch {
+      return; // gone already
+    }
+    if (!remove(dirname(failed.snapshot), true))
+      throw new RuntimeError(`cannot remove the VM template ${dirname(failed.snapshot)}`);
+  });
 }
 
 function stale(dir: string): boolean {

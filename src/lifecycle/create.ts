@@ -209,8 +209,9 @@ export async function create(
 
 /**
  * The stand-in with its VM restored from the configuration's template, which stays held
- * (not removable) until the restore is over. A restore that fails on a snapshot whose
- * checksum no longer matches its build discards it and tries once more, rebuilt.
+ * (not removable) until the restore is over. A restore that fails (a snapshot whose
+ * checksum changed, or one this hypervisor cannot load) discards that build of the template
+ * and tries once more, rebuilt; a second failure is the error.
  */
 async function startFromTemplate(
   ctx: RuntimeContext,
@@ -229,9 +230,9 @@ async function startFromTemplate(
     } catch (err) {
       if (attempt > 1 || !errorMessage(err).startsWith(RESTORE_FAILED)) throw err;
       held.release();
-      if (!snapshotDamaged(held.snapshot)) throw err;
-      ctx.logger.warn(`${id}: VM template ${held.snapshot} is damaged (its checksum changed): rebuilding it`);
-      discardTemplate(held.snapshot);
+      const why = snapshotDamaged(held.snapshot) ? "is damaged (its checksum changed)" : "did not restore";
+      ctx.logger.warn(`${id}: VM template ${held.snapshot} ${why}: rebuilding it (${errorMessage(err)})`);
+      await discardTemplate(ctx.root, held);
     } finally {
       held.release();
     }

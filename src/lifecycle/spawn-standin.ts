@@ -44,6 +44,7 @@ export async function startStandin(
   const readyPipe = child.stdio[READY_FD] as Readable;
   const release = () => readyPipe.destroy();
   // The first line is the answer (the link may stay open after it).
+  let closed = false;
   const line = await new Promise<string>((resolve) => {
     let buf = "";
     const done = () => {
@@ -56,7 +57,10 @@ export async function startStandin(
       buf += d;
       if (buf.includes("\n")) done();
     });
-    readyPipe.on("close", done);
+    readyPipe.on("close", () => {
+      closed = true;
+      done();
+    });
   });
   let parsed: ReturnType<typeof ReadySchema.safeParse> | undefined;
   try {
@@ -67,13 +71,24 @@ export async function startStandin(
   if (!parsed?.success) {
     release();
     child.kill("SIGKILL");
+    if (closed) {
+      const status = await exited;
+      throw new RuntimeError(
+        `the container's stand-in exited (status ${status}) without reporting; see the log`,
+      );
+    }
     throw new RuntimeError(`the container's stand-in did not report within ${timeoutMs} ms`);
   }
   if (!parsed.data.ok) {
-    // It exits right after telling: wait, so that no stand-in outlives the error.
-    // (an unref'd timer: a pending one would keep this process alive after the error).
+    // It exits right after telling (it has torn its VM down): wait for it, so that no
+    // stand-in outlives the error nor acts after it (a retry starts another one); one that
+    // does not exit in time is killed, and waited for.
     release();
-    await Promise.race([exited, new Promise((r) => setTimeout(r, FAILED_EXIT_WAIT_MS).unref())]);
+    const bound = new Promise((r) => setTimeout(r, FAILED_EXIT_WAIT_MS).unref());
+    if ((await Promise.race([exited.then(() => true), bound])) !== true) {
+      child.kill("SIGKILL");
+      await exited;
+    }
     throw new RuntimeError(parsed.data.error);
   }
   return { child, ready: parsed.data, exited, release };

@@ -42,20 +42,23 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   const log = new Logger(spec.log);
   const store = new StateStore(spec.root);
   const dir = spec.stateDir;
-  process.chdir(dir);
   const shared = join(dir, VM_FILES.shared);
   let qemuExit: number | undefined;
   let finishing = false;
   const deadline = Date.now() + spec.bootTimeoutMs;
 
-  const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
   let qemu: ReturnType<typeof spawnWithParentDeath> | undefined;
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
   let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
 
+  let tornDown = false;
+  // Once: a second teardown (the starter's watch after a failure was reported) must not
+  // unmount what a retried create's next stand-in has mounted meanwhile.
   const teardown = () => {
+    if (tornDown) return;
+    tornDown = true;
     theHub?.close();
     agent?.close();
     if (qemu && qemuExit === undefined) process.kill(qemu.pid, "SIGKILL");
@@ -78,6 +81,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   });
 
   try {
+    process.chdir(dir);
+    const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
     enterNetworkNamespace(log, spec);
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
@@ -87,6 +92,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],
       keepCapabilities: Object.values(QEMU_CAPABILITIES),
     });
+    closeSync(hvLog);
     if (snapshot !== undefined) closeSync(snapshot);
     const qemuPid = qemu.pid;
     void qemu.exited.then((code: number) => {
@@ -98,7 +104,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     );
 
     const alive = () => qemuExit === undefined;
-    if (spec.incoming) await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline);
+    if (spec.incoming) {
+      await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline, () => qemuExit);
+    }
     const bootError = (what: string) =>
       new Error(
         `${what}${qemuExit !== undefined ? ` (hypervisor exited with status ${qemuExit})` : ""}; console: ${consoleTail(dir)}`,

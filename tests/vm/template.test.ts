@@ -2,7 +2,8 @@
  * VM templating (CC_OCI_TEMPLATE=1): the first container builds a template snapshot, later
  * ones are restored from it, each with its own random pool and the right clock; a changed
  * configuration builds a new template and the stale one goes; two configurations keep
- * theirs side by side; a truncated or damaged snapshot is rebuilt (safety issue, item 5).
+ * theirs side by side; a truncated or damaged snapshot is rebuilt, and so is one the
+ * hypervisor fails to load; another hypervisor binary is another template (safety issue, item 5).
  */
 import { describe, expect, test } from "bun:test";
 import {
@@ -15,10 +16,13 @@ import {
   rmSync,
   statSync,
   truncateSync,
+  utimesSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
+import { tempDir } from "../lib/cli.ts";
 import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
 
 const rt = new Runtime();
@@ -131,4 +135,39 @@ describe("templating", () => {
     );
     expect(rt.leftovers()).toEqual([]);
   }, 240_000);
+
+  test("a hypervisor that fails to load an intact snapshot: rebuilt once; a changed hypervisor binary, a new template", async () => {
+    // A wrapper as the hypervisor: it fails a restore (-incoming) once, while a marker file
+    // exists, as a QEMU that cannot load the snapshot would; otherwise it is QEMU.
+    const dir = tempDir();
+    const marker = join(dir, "fail-next-restore");
+    const wrapper = join(dir, "qemu-wrapper");
+    const bundle = makeBundle({ args: ["echo", "after-reload"] });
+    const vmFile = join(bundle, "vm.json");
+    const vm = JSON.parse(readFileSync(vmFile, "utf8")) as { path: string };
+    const qemu = vm.path;
+    writeFileSync(vmFile, JSON.stringify({ ...vm, path: wrapper }));
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\ncase " $* " in *" -incoming "*) if [ -e ${marker} ]; then rm -f ${marker}; exit 3; fi ;; esac\nexec ${qemu} "$@"\n`,
+      { mode: 0o755 },
+    );
+    expect((await rt.run(["run", "--bundle", bundle, "rl1"], { env })).code).toBe(0);
+    const snap = newestSnapshot();
+    const built = statSync(snap).ino;
+    writeFileSync(marker, "");
+    const r = await rt.run(["run", "--bundle", bundle, "rl2"], { env });
+    expect(r).toMatchObject({ code: 0, stdout: "after-reload\n", stderr: "" });
+    expect(existsSync(marker)).toBe(false);
+    expect(readFileSync(rt.log, "utf8")).toMatch(
+      /VM template .*snapshot did not restore: rebuilding it \(restoring the VM template .*hypervisor exited with status 3/,
+    );
+    expect(statSync(newestSnapshot()).ino).not.toBe(built);
+    // Another hypervisor binary (here: the same path, changed) is another template.
+    const before = templates();
+    utimesSync(wrapper, new Date(), new Date(Date.now() + 5_000));
+    expect((await rt.run(["run", "--bundle", bundle, "rl3"], { env })).code).toBe(0);
+    expect(templates().filter((k) => !before.includes(k)).length).toBe(1);
+    expect(rt.leftovers()).toEqual([]);
+  }, 300_000);
 });
