@@ -58,6 +58,8 @@ const symbols = {
     returns: FFIType.i32,
   },
   umount2: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  capget: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  capset: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   sethostname: { args: [FFIType.cstring, FFIType.u64], returns: FFIType.i32 },
   reboot: { args: [FFIType.i32], returns: FFIType.i32 },
   sync: { args: [], returns: FFIType.void },
