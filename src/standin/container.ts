@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { closeSync } from "node:fs";
+import { closeSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
@@ -84,6 +84,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     process.chdir(dir);
     const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
     enterNetworkNamespace(log, spec);
+    // Not recursive: a state directory removed meanwhile (delete -f) must stay removed.
+    mkdirSync(shared, { mode: 0o700 });
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
     const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;

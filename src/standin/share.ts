@@ -3,9 +3,10 @@
  * sources of its bind mounts, each bind-mounted under it on the host, so that one 9p
  * share carries them all (a 9p share must be a directory; Docker's resolv.conf is a file).
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
+import { ioReason } from "../sys/files.ts";
 import { cstr, errno, libc, ptr } from "../sys/libc.ts";
 import type { ContainerLaunch } from "./launch.ts";
 
@@ -20,17 +21,25 @@ function mountCall(source: string, target: string, flags: number): number {
   return libc().mount(cstr(source), cstr(target), cstr("none"), BigInt(flags), ptr(none));
 }
 
+/**
+ * Binds each share below `sharedDir`, which must exist: made by the stand-in inside the
+ * state directory, it is gone only if a concurrent `delete -f` removed that, and then
+ * nothing may be mounted (nobody would unmount it).
+ */
 export function bindShares(sharedDir: string, shares: ContainerLaunch["shares"]): void {
+  const st = lstatSync(sharedDir, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) {
+    throw new RuntimeError(
+      `cannot bind the VM shares: ${sharedDir} ${st ? "is not a directory" : "does not exist"}`,
+    );
+  }
   // 0711: a container's mapped root (user namespace) must pass through to its rootfs in the
   // guest; on the host the state directory above (0700) keeps everyone else out.
-  mkdirSync(join(sharedDir, "mounts"), { recursive: true, mode: 0o711 });
   chmodSync(sharedDir, 0o711);
-  chmodSync(join(sharedDir, "mounts"), 0o711);
   for (const s of shares) {
     const target = join(sharedDir, s.target);
-    mkdirSync(dirname(target), { recursive: true, mode: 0o711 });
+    makeBelow(sharedDir, s.file ? dirname(s.target) : s.target);
     if (s.file) closeSync(openSync(target, "a"));
-    else mkdirSync(target, { recursive: true });
     if (mountCall(s.source, target, MS_BIND | MS_REC) !== 0) {
       throw new RuntimeError(`cannot bind ${s.source} into the VM share: errno ${errno()}`);
     }
@@ -38,5 +47,25 @@ export function bindShares(sharedDir: string, shares: ContainerLaunch["shares"])
     if (s.readonly && mountCall("none", target, MS_BIND | MS_REMOUNT | MS_RDONLY) !== 0) {
       throw new RuntimeError(`cannot make ${target} read-only: errno ${errno()}`);
     }
+  }
+}
+
+/**
+ * Creates the directories of `rel` below `top` (0711, as above), one level at a time. Not
+ * mkdir -p, which would re-create `top` and the state directory above it had they been
+ * removed meanwhile: here a missing level fails its child's mkdir (ENOENT).
+ */
+function makeBelow(top: string, rel: string): void {
+  let path = top;
+  for (const part of rel.split("/").filter((p) => p !== "" && p !== ".")) {
+    if (part === "..") throw new RuntimeError(`cannot bind into ${join(top, rel)}: it is not below ${top}`);
+    path = join(path, part);
+    try {
+      mkdirSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw new RuntimeError(`cannot create ${path}: ${ioReason(err)}`);
+    }
+    chmodSync(path, 0o711); // whatever the umask
   }
 }

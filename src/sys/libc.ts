@@ -53,7 +53,13 @@ const symbols = {
     args: [FFIType.cstring, FFIType.cstring, FFIType.cstring, FFIType.u64, FFIType.ptr],
     returns: FFIType.i32,
   },
+  statx: {
+    args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.u32, FFIType.ptr],
+    returns: FFIType.i32,
+  },
   umount2: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  capget: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  capset: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   sethostname: { args: [FFIType.cstring, FFIType.u64], returns: FFIType.i32 },
   reboot: { args: [FFIType.i32], returns: FFIType.i32 },
   sync: { args: [], returns: FFIType.void },
@@ -133,6 +139,7 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 
 // errno values this code tests for.
+export const ENOENT = 2;
 export const EINTR = 4;
 export const EIO = 5;
 export const EAGAIN = 11;

@@ -4,22 +4,22 @@
  * runs into one deletes that data. So every path is resolved before it is compared with
  * /proc/self/mountinfo (which shows resolved paths: `/var/run` is a symlink to `/run`),
  * everything below is unmounted and the unmount verified, and the removal walk refuses to
- * enter a mount point or another filesystem instead of deleting what is there.
+ * enter or unlink a mount point (by mount id, which a bind of the same filesystem does not
+ * share, unlike st_dev) instead of deleting what is there.
  */
-import {
-  existsSync,
-  lstatSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmdirSync,
-  unlinkSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { cstr, errno, libc, SysError } from "./libc.ts";
+import { cstr, ENOENT, errno, libc, ptr, SysError, sysError } from "./libc.ts";
 
 const MNT_DETACH = 2;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const STATX_TYPE = 0x1;
+const STATX_MNT_ID = 0x1000;
+const STATX_SIZE = 256;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 
 /** The absolute, symlink-free form of `path`; a part that does not exist yet is kept as written. */
 export function realPath(path: string): string {
@@ -71,35 +71,56 @@ export function unmountBelow(dir: string): void {
 
 /**
  * Removes `dir` and what it holds, like `rm -r --one-file-system` but stricter: nothing may
- * be mounted at or below it (checked first), and a directory on another device is an error
+ * be mounted at or below it (checked first), and an entry on another mount is an error
  * rather than something to skip or enter. A missing `dir` is not an error.
  */
 export function removeTree(dir: string): void {
   const top = realPath(dir);
-  let dev: number;
-  try {
-    dev = lstatSync(top).dev;
-  } catch {
-    return;
-  }
   const mounted = mountsBelow(top);
   if (mounted.length > 0) throw new RuntimeError(`refusing to remove ${top}: ${mounted[0]} is mounted`);
+  removeWalk(top);
+}
+
+/**
+ * The walk of removeTree, without its mountinfo check (exported for the tests). Each entry's
+ * mount id is compared with the top's before it is unlinked or entered: a bind mount of the
+ * same filesystem has the same st_dev, and one made after the check (or that it missed)
+ * would otherwise have the user's data behind it deleted. Stops at the first such entry.
+ */
+export function removeWalk(top: string): void {
+  const mount = entryOf(top)?.mount;
+  if (mount === undefined) return;
   const walk = (path: string) => {
-    let st: ReturnType<typeof lstatSync>;
-    try {
-      st = lstatSync(path);
-    } catch {
-      return; // removed meanwhile
-    }
-    if (!st.isDirectory()) {
+    const entry = entryOf(path);
+    if (!entry) return; // removed meanwhile
+    // Never entered a mount, so an entry on another one is a mount point itself.
+    if (entry.mount !== mount) throw new RuntimeError(`refusing to remove ${path}: it is a mount point`);
+    if (!entry.dir) {
       unlinkSync(path);
       return;
     }
-    if (st.dev !== dev) throw new RuntimeError(`refusing to remove ${path}: it is on another filesystem`);
     for (const name of readdirSync(path)) walk(join(path, name));
     rmdirSync(path);
   };
   walk(top);
+}
+
+/**
+ * Whether `path` (a symlink not followed) is a directory, and the id of the mount it is on
+ * (statx(2): lstat has no mount id); undefined if it does not exist.
+ */
+function entryOf(path: string): { dir: boolean; mount: bigint } | undefined {
+  const buf = new Uint8Array(STATX_SIZE);
+  if (libc().statx(AT_FDCWD, cstr(path), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MNT_ID, ptr(buf)) !== 0) {
+    if (errno() === ENOENT) return undefined;
+    throw sysError("statx", path);
+  }
+  const stx = new DataView(buf.buffer);
+  // A kernel before 5.8 leaves the mount id out: then nothing may be removed at all.
+  if ((stx.getUint32(0, true) & STATX_MNT_ID) === 0) {
+    throw new RuntimeError(`cannot tell the mount of ${path}: the kernel reports no mount ids`);
+  }
+  return { dir: (stx.getUint16(0x1c, true) & S_IFMT) === S_IFDIR, mount: stx.getBigUint64(0x90, true) };
 }
 
 /** Unmounts below `dir`, verifies, then removes it: the one way a state directory goes. */

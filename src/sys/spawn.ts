@@ -41,7 +41,8 @@ export interface SpawnOptions {
   env?: Record<string, string | undefined>;
   /**
    * The only capabilities the program may have (numbers, linux/capability.h): all others
-   * leave the bounding set before execve, so that not even a root program gets them back.
+   * leave the bounding set, and the inheritable set is emptied, before execve, so that not
+   * even a root program gets them back.
    * Default: the caller's.
    */
   keepCapabilities?: number[];
@@ -135,9 +136,10 @@ export function execRole(argv: string[]): number {
 }
 
 /**
- * Drops every capability but `keep` from the bounding set and clears the ambient set: a
- * root program's capabilities after execve are its bounding set (no file capabilities on
- * it), a non-root one's the ambient set. Returns why it failed, or undefined.
+ * Drops every capability but `keep` from the bounding set and clears the ambient and the
+ * inheritable sets: a root program's capabilities after execve are its bounding set ORed
+ * with the inheritable one (no file capabilities on it: the kernel takes them all ones), a
+ * non-root one's the ambient set. Returns why it failed, or undefined.
  */
 function limitCapabilities(keep: number[]): string | undefined {
   const last = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
@@ -149,6 +151,23 @@ function limitCapabilities(keep: number[]): string | undefined {
   if (libc().prctl(PR_CAP_AMBIENT, BigInt(PR_CAP_AMBIENT_CLEAR_ALL), 0n, 0n, 0n) !== 0) {
     return sysError("prctl(PR_CAP_AMBIENT)").message;
   }
+  return setInheritableCapabilities(0n);
+}
+
+/** capget/capset's header version: 64-bit sets, as two 32-bit words each. */
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/**
+ * Replaces this thread's inheritable set with `mask` (capset(2)), keeping the others.
+ * Exported for the tests, which raise one into it. Returns why it failed, or undefined.
+ */
+export function setInheritableCapabilities(mask: bigint): string | undefined {
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]); // pid 0: the calling thread
+  const data = new Uint32Array(6); // {effective, permitted, inheritable} for bits 0-31, then 32-63
+  if (libc().capget(ptr(header), ptr(data)) !== 0) return sysError("capget").message;
+  data[2] = Number(mask & 0xffffffffn);
+  data[5] = Number(mask >> 32n);
+  if (libc().capset(ptr(header), ptr(data)) !== 0) return sysError("capset").message;
   return undefined;
 }
 

@@ -5,8 +5,16 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../../src/errors.ts";
 import { cstr, libc, ptr } from "../../src/sys/libc.ts";
-import { mountsBelow, realPath, removeTree, unmountAndRemove, unmountBelow } from "../../src/sys/mounts.ts";
+import {
+  mountsBelow,
+  realPath,
+  removeTree,
+  removeWalk,
+  unmountAndRemove,
+  unmountBelow,
+} from "../../src/sys/mounts.ts";
 import { tempDir } from "../lib/cli.ts";
 
 const MS_BIND = 4096;
@@ -27,6 +35,16 @@ function treeWithVolume(name: string) {
   writeFileSync(join(tree, "state/file"), "x");
   bind(user, join(tree, "state/shared/vol"));
   return { user, tree, precious: join(user, "precious.txt") };
+}
+
+/** The message of what `f` throws, or undefined. */
+function thrown(f: () => void): string | undefined {
+  try {
+    f();
+  } catch (err) {
+    return errorMessage(err);
+  }
+  return undefined;
 }
 
 afterAll(() => {
@@ -75,6 +93,18 @@ describe("mounts below a directory", () => {
     expect(existsSync(t.tree)).toBe(false);
     expect(readFileSync(t.precious, "utf8")).toBe("keep me\n");
     expect(readFileSync(join(inner, "inner.txt"), "utf8")).toBe("inner\n");
+  });
+
+  test("the walk alone (a mount mountinfo did not show): a same-filesystem bind stops it", () => {
+    const t = treeWithVolume("walk");
+    symlinkSync(t.user, join(t.tree, "state/link")); // removed, never followed
+    try {
+      const failed = thrown(() => removeWalk(t.tree));
+      expect(existsSync(t.precious) && readFileSync(t.precious, "utf8")).toBe("keep me\n");
+      expect(failed).toMatch(/^refusing to remove .*\/walk\/state\/shared\/vol: it is a mount point$/);
+    } finally {
+      unmountAndRemove(t.tree);
+    }
   });
 
   test("a missing directory is not an error", () => {

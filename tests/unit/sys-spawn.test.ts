@@ -23,6 +23,21 @@ const comm = (pid: number) => {
 const statFields = (pid: number) =>
   readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
 
+const NO_CAPS = "0000000000000000";
+/** The capabilities the keepCapabilities tests keep, and them as /proc/PID/status shows them. */
+const KEEP = [0, 1, 27];
+const KEPT = KEEP.reduce((m, c) => m | (1n << BigInt(c)), 0n)
+  .toString(16)
+  .padStart(16, "0");
+/** The Cap* lines of a copy of /proc/PID/status, by name. */
+const capSets = (file: string) =>
+  Object.fromEntries(
+    readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("Cap"))
+      .map((l) => l.split(":\t") as [string, string]),
+  );
+
 async function until(what: string, cond: () => boolean, ms: number): Promise<number> {
   const t0 = Date.now();
   while (!cond()) {
@@ -95,18 +110,43 @@ describe("spawnWithParentDeath", () => {
     const fd = openSync(out, "w");
     const p = spawnWithParentDeath(["/bin/sh", "-c", "grep ^Cap /proc/self/status"], {
       stdio: ["ignore", fd, fd],
-      keepCapabilities: [0, 1, 27],
+      keepCapabilities: KEEP,
     });
     closeSync(fd);
     expect(await p.exited).toBe(0);
-    const caps = Object.fromEntries(
-      readFileSync(out, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => l.split(":\t") as [string, string]),
+    expect(capSets(out)).toMatchObject({ CapPrm: KEPT, CapEff: KEPT, CapBnd: KEPT, CapAmb: NO_CAPS });
+  });
+
+  test("keepCapabilities: a capability in the parent's inheritable set does not reach the program", async () => {
+    const dir = tempDir();
+    const out = join(dir, "out");
+    const script = join(dir, "inheritable.ts");
+    // A child of ours with CAP_SYS_ADMIN (21) inheritable: a root program's permitted set
+    // after execve is (inheritable | bounding), so dropping it from the bounding set is not enough.
+    writeFileSync(
+      script,
+      `import { openSync, readFileSync } from "node:fs";
+       import { setInheritableCapabilities, spawnWithParentDeath } from ${JSON.stringify(SPAWN_TS)};
+       const why = setInheritableCapabilities(1n << 21n);
+       if (why) throw new Error(why);
+       console.log(/^CapInh:\t(.*)$/m.exec(readFileSync("/proc/thread-self/status", "utf8"))?.[1]);
+       const fd = openSync(${JSON.stringify(out)}, "w");
+       const p = spawnWithParentDeath(["/bin/cat", "/proc/self/status"], {
+         stdio: ["ignore", fd, "inherit"],
+         keepCapabilities: ${JSON.stringify(KEEP)},
+       });
+       process.exit(await p.exited);`,
     );
-    const kept = ((1n << 0n) | (1n << 1n) | (1n << 27n)).toString(16).padStart(16, "0");
-    expect(caps).toMatchObject({ CapPrm: kept, CapEff: kept, CapBnd: kept, CapAmb: "0000000000000000" });
+    const proc = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "inherit" });
+    expect(await proc.exited).toBe(0);
+    expect((await new Response(proc.stdout).text()).trim()).toBe((1n << 21n).toString(16).padStart(16, "0"));
+    expect(capSets(out)).toMatchObject({
+      CapInh: NO_CAPS,
+      CapPrm: KEPT,
+      CapEff: KEPT,
+      CapBnd: KEPT,
+      CapAmb: NO_CAPS,
+    });
   });
 
   test("a program that cannot be run: status 127 and a clear line on stderr", async () => {
