@@ -5,7 +5,7 @@
  * files and directories are redirected to their copies in the share.
  */
 import { statSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { OciConfig } from "../config/oci-schema.ts";
 import { RuntimeError } from "../errors.ts";
 
@@ -121,7 +121,8 @@ export function guestConfig(
     if (isDir === undefined) throw new RuntimeError(`bind-mount source ${m.source} is gone (mounts[${i}])`);
     const file = !isDir;
     // The source's own name stays the last component (tools match mounts by it in mountinfo).
-    const name = basename(m.source);
+    // (resolved: a source spelled `/a/b/..` or `/a/.` is named by what it is, `a`)
+    const name = basename(resolve(m.source));
     const target = name ? `mounts/${i}/${name}` : `mounts/${i}`;
     shares.push({ source: m.source, target, file, readonly: (m.options ?? []).includes("ro") });
     return { ...m, source: `${GUEST_SHARE}/${target}` };

@@ -77,6 +77,17 @@ describe("guest config", () => {
       "/run/cc/shared/mounts/1/resolv.conf",
     ]);
   });
+
+  test("a source spelled with .. or . is named by the directory it is", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "vol", "sub"), { recursive: true });
+    const oci = base();
+    oci.mounts = [
+      { destination: "/a", type: "bind", source: `${join(dir, "vol", "sub")}/..`, options: ["rbind"] },
+      { destination: "/b", type: "bind", source: `${join(dir, "vol")}/.`, options: ["rbind"] },
+    ];
+    expect(run(oci).shares.map((s) => s.target)).toEqual(["rootfs", "mounts/0/vol", "mounts/1/vol"]);
+  });
 });
 
 describe("flags a VM cannot honour", () => {
