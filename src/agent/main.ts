@@ -4,8 +4,10 @@
  * JavaScript run at start costs): find the port, answer hello, then do the rest lazily.
  */
 import { readFileSync } from "node:fs";
+import { guestNicName } from "../hypervisor/nics.ts";
 import { Channel } from "../protocol/channel.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
+import { configureInterface } from "../sys/net-scan.ts";
 import { Containers } from "./containers.ts";
 import { FaultReporter } from "./faults.ts";
 import { adoptIdentity } from "./identity.ts";
@@ -49,7 +51,14 @@ export async function runAgent(_argv: string[]): Promise<void> {
     ps: (args) => containers.ps(args),
     stats: (args) => containers.stats(args),
     update: (args) => containers.update(args),
+    network: async (args: RequestOf<"network">) => {
+      for (const [i, iface] of args.interfaces.entries()) configureInterface(guestNicName(i), iface);
+      return {};
+    },
     // The VM's own state: the stand-in's hub answers these on the host.
+    connectNetwork: async () => {
+      throw new Error("connectNetwork is done by the host (its stand-in), not the agent");
+    },
     pause: async () => {
       throw new Error("pause is done by the host (QMP), not the agent");
     },

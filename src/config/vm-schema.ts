@@ -15,6 +15,8 @@ const Extensions = {
   accelerator: z.enum(["auto", "kvm", "tcg"]).optional(),
   /** Start VMs from a snapshot of a booted template guest (see hypervisor/template.ts). */
   template: z.boolean().optional(),
+  /** How many network cards every VM boots with (hypervisor/nics.ts); default 1. */
+  networkInterfaces: z.number().int().min(0).max(8).optional(),
 };
 
 const LegacyVm = z.looseObject({
@@ -59,6 +61,7 @@ export interface VmConfig {
   imageFormat?: string;
   accelerator?: "auto" | "kvm" | "tcg";
   template?: boolean;
+  networkInterfaces?: number;
 }
 
 function splitParams(p: string | string[] | undefined): string[] {
@@ -87,6 +90,7 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
       imagePath: v.image,
       accelerator: v.accelerator,
       template: v.template,
+      networkInterfaces: v.networkInterfaces,
     };
   }
   const v = parsed.data as z.infer<typeof SpecVm>;
@@ -100,5 +104,6 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
     imageFormat: v.image?.format,
     accelerator: v.accelerator,
     template: v.template,
+    networkInterfaces: v.networkInterfaces,
   };
 });

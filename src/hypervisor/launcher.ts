@@ -10,6 +10,7 @@ import { RuntimeError } from "../errors.ts";
 import { type AccelChoice, chooseAccel } from "./accel.ts";
 import { readHypervisorArgs } from "./args-file.ts";
 import { expand, kernelCmdline } from "./expander.ts";
+import { DEFAULT_NICS, type NicBackend, nicArgs } from "./nics.ts";
 
 export const DEFAULT_MEMORY_MIB = 256;
 /** sun_path holds 108 bytes; longer socket paths are given relative to the VM's cwd. */
@@ -26,6 +27,8 @@ export interface VmPlan {
   kernel: string;
   initrd?: string;
   image: string;
+  /** Network cards (nics.ts): card i is backed by the fd TAP_FD_BASE+i, a tap. */
+  nics: number;
 }
 
 /**
@@ -73,7 +76,12 @@ function mustExist(file: string | undefined, what: string, source: string): stri
   return file;
 }
 
-export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan {
+export function planVm(
+  r: ResolvedBundle,
+  stateDir: string,
+  id: string,
+  nicBackend: NicBackend = "tap",
+): VmPlan {
   const vm = r.vm.vm;
   const src = r.vm.source;
   const kernel = mustExist(vm.kernelPath, "guest kernel", src);
@@ -110,7 +118,8 @@ export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan 
       `hypervisor ${path} is not an executable file (configured in ${vm.hypervisorPath ? src : r.hypervisorArgsFile})`,
     );
   }
-  const args = [...expanded.args, ...vm.hypervisorParameters];
+  const nics = vm.networkInterfaces ?? DEFAULT_NICS;
+  const args = [...expanded.args, ...nicArgs(nics, nicBackend), ...vm.hypervisorParameters];
   const size = vmSize(args, memoryMiB);
   return {
     path,
@@ -124,6 +133,7 @@ export function planVm(r: ResolvedBundle, stateDir: string, id: string): VmPlan 
     kernel,
     initrd,
     image,
+    nics,
   };
 }
 

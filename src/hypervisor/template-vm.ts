@@ -68,7 +68,7 @@ export async function buildTemplate(
 ): Promise<void> {
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
-  const plan = planVm(r, dir, "template");
+  const plan = planVm(r, dir, "template", "template");
   const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
   const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
     cwd: dir,

@@ -113,6 +113,7 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       extra: r.vm.vm.hypervisorParameters,
       accel: plan.accel,
       memory: plan.memoryMiB,
+      nics: plan.nics,
       runtime: fileId(process.execPath),
     }),
   );

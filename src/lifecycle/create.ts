@@ -29,6 +29,7 @@ import { checkNamespaces } from "./namespaces.ts";
 import { toSpecState } from "./query.ts";
 import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
+import { callStandin } from "./standin-client.ts";
 
 /** What create (and run) is asked: runc's create flags, by name. */
 export interface CreateRequest {
@@ -163,6 +164,7 @@ export async function create(
         bootTimeoutMs: timeout,
         detached,
         network,
+        nics: plan.nics,
         incoming,
         log: ctx.loggerOptions,
       };
@@ -194,6 +196,10 @@ export async function create(
     if (!isAlive(ready.qemu) || standin.child.exitCode !== null || standin.child.signalCode !== null) {
       throw new RuntimeError("the container's VM exited during create (before its hooks were done)");
     }
+    // The hooks have filled the namespace (Docker's veth), or it came filled (CNI): the VM
+    // takes it over now, before anyone sees the container created.
+    const joined = await callStandin(dir, id, "connectNetwork", { id });
+    if (joined.interfaces.length) ctx.logger.debug(`${id}: network: ${joined.interfaces.join(", ")}`);
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // The last write of this phase: from here on the stand-in writes the state.
     ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));

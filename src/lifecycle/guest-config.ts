@@ -144,7 +144,11 @@ export function guestConfig(
   const resources = guestResources(linux.resources as Record<string, unknown> | undefined, ctx);
   if (resources) linux.resources = resources;
   if (Array.isArray(linux.namespaces)) {
-    linux.namespaces = (linux.namespaces as { type: string; path?: string }[]).map(({ type }) => ({ type }));
+    // No network namespace in the guest: the container shares the guest's, where its NICs
+    // are (standin/network.ts); the VM is what isolates it.
+    linux.namespaces = (linux.namespaces as { type: string; path?: string }[])
+      .filter(({ type }) => type !== "network")
+      .map(({ type }) => ({ type }));
   }
   // cgroups live in the guest (v2, no systemd): one fixed place per container.
   linux.cgroupsPath = `/cc-oci/${id}`;

@@ -11,15 +11,17 @@ import { NAMESPACE_TYPES, type NamespaceType, namespaceTypeOf } from "../sys/nam
 
 /**
  * Where the stand-in's network namespace comes from: a new one ("own": the spec asks for a
- * network namespace and names none; Docker's prestart hook then fills it), the one at `path`,
- * or the caller's ("host": the configuration asks for no network namespace, as with runc).
+ * network namespace and names none; Docker's prestart hook then fills it), or the one at
+ * `path`. A configuration that asks for no network namespace wants the host's network
+ * (`--network host`), which a VM cannot share (its guest kernel has a stack of its own):
+ * that is an error, as with Kata, rather than a container silently cut off.
  */
-export type StandinNetwork = { kind: "own" } | { kind: "host" } | { kind: "path"; path: string };
+export type StandinNetwork = { kind: "own" } | { kind: "path"; path: string };
 
 export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetwork {
   const list = ((oci.linux as { namespaces?: { type: string; path?: string }[] } | undefined)?.namespaces ??
     []) as { type: string; path?: string }[];
-  let network: StandinNetwork = { kind: "host" };
+  let network: StandinNetwork | undefined;
   list.forEach((ns, i) => {
     const field = `${configFile}: field "linux.namespaces[${i}]"`;
     if (!(ns.type in NAMESPACE_TYPES))
@@ -45,5 +47,10 @@ export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetw
       );
     network = { kind: "path", path: ns.path };
   });
+  if (!network) {
+    throw new RuntimeError(
+      `${configFile}: field "linux.namespaces" has no network namespace: the container asks for the host's network (--network host), which a VM cannot share; give it a network namespace (--network none or a bridge)`,
+    );
+  }
   return network;
 }

@@ -10,6 +10,8 @@
  *    |<------------ ok {version, uname} ----|   guest opens its port are lost
  *    |-- create {id, config, stdio} ------->|   crun create; streams wired up
  *    |<---------------------- ok {pid} -----|
+ *    |-- network {interfaces} ------------->|   after create's hooks: the guest NICs take
+ *    |<---------------------------- ok -----|   the namespace's addresses and routes
  *    |-- start {id} ----------------------->|   crun start
  *    |<== DATA stdout/stderr, EOF =========|
  *    |<------- event exit {id, status} -----|   after the process's output has drained
@@ -18,7 +20,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({
@@ -32,6 +34,27 @@ export type Stdio = z.infer<typeof Stdio>;
 const id = z.string().min(1);
 const execId = z.string().min(1).optional();
 const Json = z.record(z.string(), z.unknown());
+
+const Family = z.union([z.literal(4), z.literal(6)]);
+const Scope = z.union([z.enum(["global", "site", "link", "host", "nowhere"]), z.number().int()]);
+/** One interface of the container's network namespace, as the guest NIC eth<i> takes it (sys/net-scan.ts). */
+export const GuestInterface = z.object({
+  name: z.string().min(1),
+  mac: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/),
+  mtu: z.number().int().positive(),
+  addresses: z.array(z.object({ family: Family, address: z.string(), prefixLength: z.number().int() })),
+  routes: z.array(
+    z.object({
+      family: Family,
+      dst: z.string(),
+      gateway: z.string().optional(),
+      prefsrc: z.string().optional(),
+      metric: z.number().int().optional(),
+      scope: Scope,
+      protocol: z.number().int(),
+    }),
+  ),
+});
 
 export const Calls = {
   hello: {
@@ -95,6 +118,13 @@ export const Calls = {
   stats: { request: z.object({ id }), result: Json },
   update: { request: z.object({ id, resources: Json }), result: z.object({}) },
   shutdown: { request: z.object({}), result: z.object({}) },
+  /** To the agent: guest NIC eth<i> takes interfaces[i]. */
+  network: { request: z.object({ interfaces: z.array(GuestInterface) }), result: z.object({}) },
+  /**
+   * Answered by the stand-in's hub (create calls it once its hooks ran): the namespace is
+   * scanned, each interface joined to its tap, and the guest told (`network` above).
+   */
+  connectNetwork: { request: z.object({ id }), result: z.object({ interfaces: z.array(z.string()) }) },
   /** Answered by the stand-in's hub, not the agent: the whole VM is frozen or thawed (QMP). */
   pause: { request: z.object({ id }), result: z.object({}) },
   resume: { request: z.object({ id }), result: z.object({}) },
@@ -116,6 +146,8 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   stats: 10_000,
   update: 10_000,
   shutdown: 5_000,
+  network: 10_000,
+  connectNetwork: 15_000,
   pause: 10_000,
   resume: 10_000,
 };

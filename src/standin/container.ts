@@ -17,15 +17,14 @@ import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { openNamed } from "../sys/files.ts";
-import { errno, libc } from "../sys/libc.ts";
 import { unmountBelow } from "../sys/mounts.ts";
-import { joinNamespace, NAMESPACE_TYPES } from "../sys/namespaces.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
+import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
 import { bindShares } from "./share.ts";
 import { serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
@@ -52,6 +51,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
   let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
+  const network = new ContainerNetwork(log, spec.id, spec.nics);
 
   let tornDown = false;
   // Once: a second teardown (the starter's watch after a failure was reported) must not
@@ -61,6 +61,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     tornDown = true;
     theHub?.close();
     agent?.close();
+    network.teardown();
     if (qemu && qemuExit === undefined) process.kill(qemu.pid, "SIGKILL");
     try {
       unmountBelow(shared);
@@ -84,6 +85,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     process.chdir(dir);
     const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
     enterNetworkNamespace(log, spec);
+    const taps = network.openTaps();
     // Not recursive: a state directory removed meanwhile (delete -f) must stay removed.
     mkdirSync(shared, { mode: 0o700 });
     bindShares(shared, spec.shares);
@@ -91,10 +93,11 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;
     qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
       cwd: dir,
-      stdio: ["ignore", hvLog, hvLog, ...(snapshot === undefined ? [] : [snapshot])],
+      // fd 3: the snapshot (or nothing); then the taps (hypervisor/nics.ts TAP_FD_BASE).
+      stdio: ["ignore", hvLog, hvLog, snapshot ?? "ignore", ...taps],
       keepCapabilities: Object.values(QEMU_CAPABILITIES),
     });
-    closeSync(hvLog);
+    for (const fd of [hvLog, ...taps]) closeSync(fd);
     if (snapshot !== undefined) closeSync(snapshot);
     const qemuPid = qemu.pid;
     void qemu.exited.then((code: number) => {
@@ -147,6 +150,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       : async () => {};
     theHub = new Hub(agent);
     serveStateChanges(theHub, agent, store, spec.id);
+    theHub.local.connectNetwork = async () => ({ interfaces: await network.connect(a) });
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
       const req = args as { signal?: number; execId?: string };
@@ -225,21 +229,4 @@ async function sayHello(agent: Channel, deadline: number, alive: () => boolean) 
     }
   }
   return undefined;
-}
-
-/**
- * Managers configure the network namespace of the container's pid (`/proc/PID/ns/net`;
- * Docker's libnetwork-setkey hook), and that pid is this stand-in's. So the stand-in (its
- * main thread, which is what /proc/PID/ns/net shows and what QEMU is started from) moves
- * into a new, empty one when the configuration asks for a network namespace (never leaving
- * the host's to be configured), joins the one it names by path, or stays in the host's when
- * it asks for none (as runc's container would).
- */
-function enterNetworkNamespace(log: Logger, spec: ContainerLaunch): void {
-  if (spec.network.kind === "path") {
-    joinNamespace(spec.network.path, "network");
-    log.debug(`${spec.id}: stand-in in the network namespace ${spec.network.path}`);
-  } else if (spec.network.kind === "own" && libc().unshare(NAMESPACE_TYPES.network) !== 0) {
-    throw new Error(`cannot make a network namespace for the stand-in: errno ${errno()}`);
-  }
 }

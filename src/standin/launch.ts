@@ -38,9 +38,10 @@ export const ContainerLaunch = z.object({
   /** The stand-in's network namespace (lifecycle/namespaces.ts StandinNetwork). */
   network: z.union([
     z.object({ kind: z.literal("own") }),
-    z.object({ kind: z.literal("host") }),
     z.object({ kind: z.literal("path"), path: z.string() }),
   ]),
+  /** The VM's network cards (hypervisor/nics.ts): a tap for each. */
+  nics: z.number().int().min(0),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
   log: LogSpec,

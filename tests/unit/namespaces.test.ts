@@ -30,8 +30,10 @@ describe("runtime-spec namespaces", () => {
     expect(namespaceTypeOf(file)).toBeUndefined();
   });
 
-  test("a network namespace: none asked (host's), asked (own), or named by path (joined)", () => {
-    expect(checkNamespaces(withNamespaces([{ type: "pid" }]), "c.json")).toEqual({ kind: "host" });
+  test("a network namespace: asked (own), or named by path (joined); none (the host's network) is an error", () => {
+    expect(() => checkNamespaces(withNamespaces([{ type: "pid" }]), "c.json")).toThrow(
+      /c.json: field "linux.namespaces" has no network namespace: .*host's network \(--network host\), which a VM cannot share/,
+    );
     expect(checkNamespaces(withNamespaces([{ type: "network" }]), "c.json")).toEqual({ kind: "own" });
     const path = `/run/netns/${NETNS}`;
     expect(checkNamespaces(withNamespaces([{ type: "network", path }]), "c.json")).toEqual({

@@ -21,7 +21,8 @@ function launchFile(stateDir: string): string {
     shares: [],
     bootTimeoutMs: 5_000,
     detached: true,
-    network: { kind: "host" },
+    network: { kind: "own" },
+    nics: 0,
     log: { logFormat: "text", globalLogs: [], debug: false },
   };
   const file = join(tempDir(), "launch.json");

@@ -1,0 +1,37 @@
+/**
+ * The VM's network cards. microvm has no NIC hotplug, so every VM boots with its cards
+ * (vm.json `networkInterfaces`, default 1), templates included: a template's cards have a
+ * backend that goes nowhere (a hub port), a container's are taps in its network namespace,
+ * opened by its stand-in and inherited by QEMU as fds TAP_FD_BASE.. (fd 3 is the template
+ * snapshot's, or unused). Both have no virtio-net header (vnet_hdr=off), so that the card a
+ * template saved and the card a clone restores offer the guest the same features.
+ *
+ * Card i is eth<i> in the guest, and is joined to the tap cc-tap<i>; it takes the i-th
+ * interface the namespace holds (by name, never by MAC: a clone carries its template's MAC
+ * until the agent sets the interface's).
+ */
+export const DEFAULT_NICS = 1;
+export const MAX_NICS = 8;
+export const TAP_FD_BASE = 4;
+
+export type NicBackend = "tap" | "template";
+
+export function tapName(i: number): string {
+  return `cc-tap${i}`;
+}
+
+export function guestNicName(i: number): string {
+  return `eth${i}`;
+}
+
+export function nicArgs(count: number, backend: NicBackend): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const netdev =
+      backend === "tap"
+        ? `tap,id=net${i},fd=${TAP_FD_BASE + i},vnet_hdr=off`
+        : `hubport,id=net${i},hubid=${i}`;
+    args.push("-netdev", netdev, "-device", `virtio-net-device,netdev=net${i}`);
+  }
+  return args;
+}
