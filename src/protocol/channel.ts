@@ -8,6 +8,12 @@
  * the bytes are written out). Reading from the transport never stops, so a stalled stream
  * (stdin of a process that does not read yet) never holds up requests, answers, events or
  * the other streams, and each stream's buffer is bounded by its window.
+ *
+ * Each stream is strictly in order at both ends: sends on a stream go one after another
+ * (the hub relays an exec's output with a sendData per frame, none awaited by the next),
+ * and its handler gets a frame only once its promise for the one before has settled, the
+ * EOF after the last: a handler writing to a slow destination never runs side by side
+ * with itself, which would reorder the bytes or lose track of who waits for credit.
  */
 import { errorMessage } from "../errors.ts";
 import { DATA_CHUNK, encodeFrame, type Frame, FrameDecoder, FrameKind, STREAM_WINDOW } from "./frame.ts";
@@ -31,6 +37,8 @@ export interface Transport {
 
 export type RequestHandler = (op: Op, args: unknown) => Promise<unknown>;
 export type DataHandler = (data: Uint8Array) => undefined | Promise<void>;
+/** One frame's turn at its stream's handler: a promise while the handler is busy with it. */
+type Delivery = () => void | Promise<void>;
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -46,11 +54,17 @@ export class Channel {
   private readonly dataHandlers = new Map<number, { data: DataHandler; eof: () => void }>();
   private nextReq = 1;
   private closed = false;
-  /** Per stream: bytes this side may still send, and who waits for more. */
+  /** Per stream: the last send queued; the next one starts when it is done (FIFO). */
+  private readonly sendQueue = new Map<number, Promise<void>>();
+  /** Per stream: bytes this side may still send, and the send waiting for more (one at most). */
   private readonly sendCredit = new Map<number, number>();
   private readonly creditWaiters = new Map<number, () => void>();
   /** Per stream: bytes received and not yet credited back (never above the window). */
   private readonly unconsumed = new Map<number, number>();
+  /** Per stream, while its handler is busy: the frames that arrived since, in order. */
+  private readonly inbox = new Map<number, Delivery[]>();
+  /** Counts resetInput calls: bytes of an old peer are never credited to the new one. */
+  private peer = 0;
   private writeChain: Promise<void> = Promise.resolve();
   onRequest: RequestHandler = async (op) => {
     throw new Error(`unexpected request ${op}`);
@@ -101,8 +115,32 @@ export class Channel {
   /**
    * Sends process bytes; resolves when the transport took them, which waits for the
    * receiver's credit when the stream's window is used up (await it for back-pressure).
+   * Calls on one stream need not await each other: they go out whole, in call order.
    */
-  async sendData(stream: number, data: Uint8Array): Promise<void> {
+  sendData(stream: number, data: Uint8Array): Promise<void> {
+    return this.inOrder(stream, () => this.sendChunks(stream, data));
+  }
+
+  /** Sent after whatever data of the stream was queued before it. */
+  sendEof(stream: number): Promise<void> {
+    return this.inOrder(stream, () => this.send(encodeFrame(FrameKind.Eof, stream)));
+  }
+
+  /** Runs a stream's sends one at a time, in call order; a failed one does not stop the next. */
+  private inOrder(stream: number, job: () => Promise<void>): Promise<void> {
+    const before = this.sendQueue.get(stream);
+    // An idle stream starts at once: its first frame is queued for the transport before
+    // the caller goes on, as when there was no queue.
+    const run = before ? before.then(job) : job();
+    const done = run.then(noop, noop);
+    this.sendQueue.set(stream, done);
+    void done.then(() => {
+      if (this.sendQueue.get(stream) === done) this.sendQueue.delete(stream);
+    });
+    return run;
+  }
+
+  private async sendChunks(stream: number, data: Uint8Array): Promise<void> {
     for (let off = 0; off < data.length; off += DATA_CHUNK) {
       const chunk = data.subarray(off, off + DATA_CHUNK);
       while ((this.sendCredit.get(stream) ?? STREAM_WINDOW) < chunk.length) {
@@ -112,10 +150,6 @@ export class Channel {
       this.sendCredit.set(stream, (this.sendCredit.get(stream) ?? STREAM_WINDOW) - chunk.length);
       await this.send(encodeFrame(FrameKind.Data, stream, chunk));
     }
-  }
-
-  sendEof(stream: number): Promise<void> {
-    return this.send(encodeFrame(FrameKind.Eof, stream));
   }
 
   /** Routes a stream's data and EOF to handlers; data that came before is not kept. */
@@ -130,6 +164,7 @@ export class Channel {
   /** A new peer (the agent's port reconnected): drops a partial frame, starts windows afresh. */
   resetInput(): void {
     this.decoder.reset();
+    this.peer++;
     this.unconsumed.clear();
     this.sendCredit.clear();
     this.wakeCreditWaiters();
@@ -181,13 +216,11 @@ export class Channel {
       this.credited(f);
       return;
     }
-    const h = this.dataHandlers.get(f.stream);
     if (f.kind === FrameKind.Eof) {
-      this.unconsumed.delete(f.stream);
-      if (h) h.eof();
-      else this.onUnknownStream(f);
+      this.enqueue(f.stream, () => this.deliverEof(f));
       return;
     }
+    // Counted on arrival, not on delivery: what waits in the inbox is within the window.
     const held = (this.unconsumed.get(f.stream) ?? 0) + f.payload.length;
     if (held > STREAM_WINDOW) {
       this.shutdown(new Error(`protocol: stream ${f.stream} sent past its window (${held} bytes)`));
@@ -195,15 +228,60 @@ export class Channel {
       return;
     }
     this.unconsumed.set(f.stream, held);
-    const consumed = () => this.credit(f.stream, f.payload.length);
-    if (!h) {
-      this.onUnknownStream(f);
-      consumed();
-      return;
+    const peer = this.peer;
+    this.enqueue(f.stream, () => this.deliverData(f, peer));
+  }
+
+  /** A stream's next delivery: now if its handler is free, else after those before it. */
+  private enqueue(stream: number, delivery: Delivery): void {
+    const queue = this.inbox.get(stream);
+    if (queue) queue.push(delivery);
+    else this.drain(stream, [delivery]);
+  }
+
+  /** Delivers in order until a handler is busy; its promise settling takes up the rest. */
+  private drain(stream: number, queue: Delivery[]): void {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      let pending: void | Promise<void>;
+      try {
+        pending = next();
+      } catch (err) {
+        // A handler's fault must not stall the stream behind it, nor stop the reading.
+        process.stderr.write(`protocol: stream ${stream} handler failed: ${errorMessage(err)}\n`);
+        continue;
+      }
+      if (pending) {
+        this.inbox.set(stream, queue);
+        const resume = () => this.drain(stream, queue);
+        pending.then(resume, resume);
+        return;
+      }
     }
-    const pending = h.data(f.payload);
-    if (pending) pending.then(consumed, consumed);
-    else consumed();
+    this.inbox.delete(stream);
+  }
+
+  /** The handler is looked up at the frame's turn: one dropped meanwhile gets no more. */
+  private deliverData(f: Frame, peer: number): undefined | Promise<void> {
+    const consumed = () => {
+      if (peer === this.peer) this.credit(f.stream, f.payload.length);
+    };
+    const h = this.dataHandlers.get(f.stream);
+    let pending: undefined | Promise<void>;
+    try {
+      if (h) pending = h.data(f.payload);
+      else this.onUnknownStream(f);
+    } finally {
+      if (!pending) consumed();
+    }
+    return pending?.then(consumed, consumed);
+  }
+
+  private deliverEof(f: Frame): void {
+    // Everything sent before the EOF has been credited by now, unless a new peer's has come.
+    if (this.unconsumed.get(f.stream) === 0) this.unconsumed.delete(f.stream);
+    const h = this.dataHandlers.get(f.stream);
+    if (h) h.eof();
+    else this.onUnknownStream(f);
   }
 
   /** The receiver's side: `n` bytes of `stream` are done with; the sender may send more. */
@@ -264,9 +342,22 @@ export class Channel {
       p.reject(err);
     }
     this.pending.clear();
-    for (const h of this.dataHandlers.values()) h.eof();
-    this.dataHandlers.clear();
+    for (const [stream, h] of this.dataHandlers) {
+      const queue = this.inbox.get(stream);
+      // A stream still delivering what it received ends after it, as with an EOF frame.
+      if (queue) {
+        queue.push(() => {
+          this.dataHandlers.get(stream)?.eof();
+          this.dataHandlers.delete(stream);
+        });
+      } else {
+        this.dataHandlers.delete(stream);
+        h.eof();
+      }
+    }
     this.wakeCreditWaiters();
     this.onClose(err);
   }
 }
+
+function noop(): void {}

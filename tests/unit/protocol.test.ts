@@ -4,6 +4,7 @@ import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { Channel } from "../../src/protocol/channel.ts";
 import {
+  DATA_CHUNK,
   encodeFrame,
   FrameDecoder,
   FrameKind,
@@ -28,6 +29,19 @@ async function pair(): Promise<[Channel, Channel, () => void]> {
     new Channel(socketTransport(serverSock)),
     () => server.close(),
   ];
+}
+
+/** True if p settles in time: a hang fails the test instead of timing it out. */
+async function within(ms: number, p: Promise<unknown>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 describe("frames", () => {
@@ -122,7 +136,7 @@ describe("channel", () => {
     close();
   }, 60_000);
 
-  test("a stalled stream holds only itself: calls and other streams go on, within one window", async () => {
+  test("a stalled stream holds only itself: calls, events and other streams go on, within one window", async () => {
     const [a, b, close] = await pair();
     b.onRequest = async () => ({ processes: [] });
     let release: () => void = () => {};
@@ -130,6 +144,7 @@ describe("channel", () => {
       release = r;
     });
     let got5 = 0;
+    let ended = false;
     const all5 = new Promise<void>((resolve) => {
       b.onStream(
         5,
@@ -137,7 +152,10 @@ describe("channel", () => {
           got5 += chunk.length;
           return gate; // a reader that does not read yet (stdin before start)
         },
-        resolve,
+        () => {
+          ended = true;
+          resolve();
+        },
       );
     });
     const six: number[] = [];
@@ -150,23 +168,159 @@ describe("channel", () => {
     const sending = a.sendData(5, big).then(() => {
       sent = true;
     });
+    // Queued behind the data at the sender, and behind the handler at the receiver.
+    const eofSent = a.sendEof(5);
     await Bun.sleep(200);
-    // The sender stopped at the window: the receiver holds at most STREAM_WINDOW bytes.
+    // The sender stopped at the window; the handler has had the first frame only, the
+    // rest of the window waits behind it in the receiver (bounded by the window).
     expect(sent).toBe(false);
-    expect(got5).toBe(STREAM_WINDOW);
+    expect(got5).toBe(DATA_CHUNK);
     expect(await a.call("ps", { id: "x" }, 2_000)).toEqual({ processes: [] });
+    const ev = new Promise((r) => {
+      a.onEvent = r;
+    });
+    await b.sendEvent({ t: "event", event: "exit", id: "c", status: 0 });
+    expect(await within(2_000, ev)).toBe(true);
     await a.sendData(6, new Uint8Array(1000));
     await Bun.sleep(50);
     expect(six).toEqual([1000]);
+    expect(ended).toBe(false);
     release();
     await sending;
-    await a.sendEof(5);
+    await eofSent;
     await all5;
     expect(got5).toBe(big.length);
     a.close();
     b.close();
     close();
   }, 30_000);
+
+  test("two concurrent sendData calls on one stream, past two windows: in order, both resolve", async () => {
+    // The hub relaying an exec's output to a slow reader calls sendData per frame.
+    const [a, b, close] = await pair();
+    const first = new Uint8Array(3 * STREAM_WINDOW).fill(1);
+    const second = new Uint8Array(2 * STREAM_WINDOW + 1000).fill(2);
+    const got: Uint8Array[] = [];
+    const ended = new Promise<void>((resolve) => {
+      b.onStream(
+        5,
+        (chunk) => {
+          got.push(chunk);
+          return Bun.sleep(2);
+        },
+        resolve,
+      );
+    });
+    const sends = Promise.all([a.sendData(5, first), a.sendData(5, second)]);
+    const arrived = sends.then(() => a.sendEof(5)).then(() => ended);
+    expect(await within(10_000, arrived)).toBe(true);
+    const all = Buffer.concat(got);
+    expect(all.length).toBe(first.length + second.length);
+    expect(all.equals(Buffer.concat([first, second]))).toBe(true);
+    a.close();
+    b.close();
+    close();
+  }, 30_000);
+
+  test("a slow async handler sees a stream's frames one at a time, in order, EOF after the last", async () => {
+    const [a, b, close] = await pair();
+    const frames = 6;
+    const data = new Uint8Array(frames * DATA_CHUNK).map((_, i) => Math.floor(i / DATA_CHUNK));
+    const seen: number[] = [];
+    let busy = 0;
+    let most = 0;
+    const ended = new Promise<number>((resolve) => {
+      b.onStream(
+        5,
+        async (chunk) => {
+          busy++;
+          most = Math.max(most, busy);
+          // Earlier frames take longer: handlers run side by side would finish reversed.
+          await Bun.sleep((frames - (chunk[0] ?? 0)) * 5);
+          seen.push(chunk[0] ?? -1);
+          busy--;
+        },
+        () => resolve(seen.length),
+      );
+    });
+    await a.sendData(5, data);
+    await a.sendEof(5);
+    expect(await ended).toBe(frames);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(most).toBe(1);
+    a.close();
+    b.close();
+    close();
+  });
+
+  test("closing rejects every send queued on a stream, not only the one waiting for credit", async () => {
+    const [a, b, close] = await pair();
+    b.onStream(5, () => new Promise(() => {}));
+    const results: string[] = [];
+    const note = (p: Promise<void>) =>
+      p.then(
+        () => "sent",
+        (err: Error) => err.constructor.name,
+      );
+    const first = note(a.sendData(5, new Uint8Array(2 * STREAM_WINDOW)));
+    const second = note(a.sendData(5, new Uint8Array(1000)));
+    await Bun.sleep(100);
+    a.close();
+    const both = Promise.all([first, second]).then((r) => results.push(...r));
+    expect(await within(2_000, both)).toBe(true);
+    expect(results).toEqual(["ChannelClosedError", "ChannelClosedError"]);
+    b.close();
+    close();
+  });
+
+  test("a connection that ends while a handler is busy: the EOF comes after the frames queued", async () => {
+    const [a, b, close] = await pair();
+    let handled = 0;
+    const atEof = new Promise<number>((resolve) => {
+      b.onStream(
+        5,
+        async () => {
+          await Bun.sleep(20);
+          handled++;
+        },
+        () => resolve(handled),
+      );
+    });
+    await a.sendData(5, new Uint8Array(3 * DATA_CHUNK));
+    await Bun.sleep(5);
+    a.close();
+    expect(await atEof).toBe(3);
+    close();
+  });
+
+  test("after resetInput, bytes of the old peer still being handled are not credited to the new", async () => {
+    let receive: (chunk: Uint8Array) => void = () => {};
+    const credits: number[] = [];
+    const ch = new Channel({
+      write: async (bytes) => {
+        for (const f of new FrameDecoder().push(bytes)) {
+          if (f.kind === FrameKind.Credit) credits.push(new DataView(f.payload.buffer).getUint32(0));
+        }
+      },
+      start: (onChunk) => {
+        receive = onChunk;
+      },
+      close: () => {},
+    });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    ch.onStream(5, (data) => (data.length === 100 ? gate : undefined));
+    receive(encodeFrame(FrameKind.Data, 5, new Uint8Array(100)));
+    ch.resetInput();
+    receive(encodeFrame(FrameKind.Data, 5, new Uint8Array(10)));
+    release();
+    await Bun.sleep(10);
+    // The new peer's window started afresh: a credit for the old 100 bytes would overfill it.
+    expect(credits).toEqual([10]);
+    ch.close();
+  });
 
   test("a peer that sends past a stream's window is cut off (bounded memory)", async () => {
     const [a, b, close] = await pair();

@@ -1,7 +1,8 @@
 /**
  * Stdio never blocks the control path (safety issue, item 4): 50 MiB of stdin waiting
- * before `start` (a regular file as stdin) arrives whole once the process reads it, and a
- * container whose stdin is stalled still answers ps, start, exec and kill.
+ * before `start` (a regular file as stdin) arrives whole once the process reads it, a
+ * container whose stdin is stalled still answers ps, start, exec and kill, and an exec's
+ * output, relayed by the stand-in's hub frame by frame, reaches a slow reader whole.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -43,6 +44,20 @@ async function waitStopped(id: string): Promise<void> {
   throw new Error(`${id} did not stop`);
 }
 
+/**
+ * Runs the runtime with its stdout into a reader that reads nothing for a while: a shell
+ * pipe, since Bun drains a child's stdout pipe whether or not the test reads it.
+ */
+async function runToSlowReader(args: string[], name: string): Promise<{ code: string; out: Buffer }> {
+  const out = join(work, `${name}.out`);
+  const code = join(work, `${name}.code`);
+  const script = `{ "$@"; echo $? > "${code}"; } | { sleep 5; cat; } > "${out}"`;
+  const child = Bun.spawn(["sh", "-c", script, "sh", ...rt.argv(args)], { stderr: "pipe" });
+  expect(await new Response(child.stderr).text()).toBe("");
+  expect(await child.exited).toBe(0);
+  return { code: readFileSync(code, "utf8").trim(), out: readFileSync(out) };
+}
+
 afterAll(async () => {
   for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
 });
@@ -63,12 +78,21 @@ describe("stdio and control on one connection", () => {
     expect((await rt.run(["delete", "sum"])).code).toBe(0);
   }, 300_000);
 
-  test("a process that never reads its stdin: exec and kill still answer", async () => {
+  test("a process that never reads its stdin: exec (its output to a slow reader too) and kill still answer", async () => {
     await createWithFileStdin("stall", ["sleep", "1000"]);
     expect((await rt.run(["start", "stall"])).code).toBe(0);
     await Bun.sleep(1000);
     const exec = await rt.run(["exec", "stall", "echo", "exec-answered"]);
     expect(exec).toMatchObject({ code: 0, stdout: "exec-answered\n" });
+    // Several windows (STREAM_WINDOW, 256 KiB) of output, backed up from the reader through
+    // the exec's stand-in and the hub to the guest: every byte arrives, in order.
+    const lines = 300_000;
+    const { code, out } = await runToSlowReader(["exec", "stall", "seq", "1", String(lines)], "seq");
+    const want = Buffer.from(`${Array.from({ length: lines }, (_, i) => i + 1).join("\n")}\n`);
+    expect(want.length).toBeGreaterThan(1024 * 1024);
+    expect(code).toBe("0");
+    expect(out.length).toBe(want.length);
+    expect(out.equals(want)).toBe(true);
     // KILL: the container's PID 1 (sleep) has no default action for TERM.
     expect((await rt.run(["kill", "stall", "KILL"])).code).toBe(0);
     await waitStopped("stall");
