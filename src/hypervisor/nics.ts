@@ -3,8 +3,9 @@
  * (vm.json `networkInterfaces`, default 1), templates included: a template's cards have a
  * backend that goes nowhere (a hub port), a container's are taps in its network namespace,
  * opened by its stand-in and inherited by QEMU as fds TAP_FD_BASE.. (fd 3 is the template
- * snapshot's, or unused). Both have no virtio-net header (vnet_hdr=off), so that the card a
- * template saved and the card a clone restores offer the guest the same features.
+ * snapshot's, or unused). Neither has a virtio-net header (the tap is opened without
+ * IFF_VNET_HDR, sys/tap.ts), so that the card a template saved and the card a clone
+ * restores offer the guest the same features.
  *
  * Card i is eth<i> in the guest, and is joined to the tap cc-tap<i>; it takes the i-th
  * interface the namespace holds (by name, never by MAC: a clone carries its template's MAC
@@ -28,9 +29,7 @@ export function nicArgs(count: number, backend: NicBackend): string[] {
   const args: string[] = [];
   for (let i = 0; i < count; i++) {
     const netdev =
-      backend === "tap"
-        ? `tap,id=net${i},fd=${TAP_FD_BASE + i},vnet_hdr=off`
-        : `hubport,id=net${i},hubid=${i}`;
+      backend === "tap" ? `tap,id=net${i},fd=${TAP_FD_BASE + i}` : `hubport,id=net${i},hubid=${i}`;
     args.push("-netdev", netdev, "-device", `virtio-net-device,netdev=net${i}`);
   }
   return args;

@@ -86,8 +86,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
     enterNetworkNamespace(log, spec);
     const taps = network.openTaps();
-    // Not recursive: a state directory removed meanwhile (delete -f) must stay removed.
-    mkdirSync(shared, { mode: 0o700 });
+    // Not recursive: a state directory removed meanwhile (delete -f) must stay removed. It
+    // may be there already: a create that retries (template-vm.ts) starts a second stand-in.
+    try {
+      mkdirSync(shared, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
     const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;

@@ -32,6 +32,12 @@ import { selfArgv } from "./self.ts";
 const PARENT_ENV = "CC_OCI_RUNTIME_EXEC_PARENT";
 /** Tells it which capabilities the program may keep (numbers, comma-separated). */
 const CAPS_ENV = "CC_OCI_RUNTIME_EXEC_CAPS";
+/**
+ * Tells it which fds above 2 it was given for the program (comma-separated): Bun marks the
+ * fds it inherits from 4 on close-on-exec when it starts, so they must be cleared again.
+ */
+const FDS_ENV = "CC_OCI_RUNTIME_EXEC_FDS";
+const F_SETFD = 2;
 
 export interface SpawnOptions {
   cwd?: string;
@@ -64,6 +70,9 @@ export interface SpawnedProcess {
 export function spawnWithParentDeath(argv: string[], opts: SpawnOptions = {}): SpawnedProcess {
   if (argv.length === 0 || !argv[0]) throw new Error("spawnWithParentDeath: empty argv");
   const [cmd, ...args] = selfArgv("__exec", ...argv);
+  const given = Array.isArray(opts.stdio)
+    ? opts.stdio.flatMap((v, fd) => (fd > 2 && v !== "ignore" && v !== undefined && v !== null ? [fd] : []))
+    : [];
   const child = spawn(cmd as string, args, {
     cwd: opts.cwd,
     stdio: opts.stdio ?? "ignore",
@@ -71,6 +80,7 @@ export function spawnWithParentDeath(argv: string[], opts: SpawnOptions = {}): S
       ...(opts.env ?? process.env),
       [PARENT_ENV]: String(process.pid),
       ...(opts.keepCapabilities ? { [CAPS_ENV]: opts.keepCapabilities.join(",") } : {}),
+      ...(given.length ? { [FDS_ENV]: given.join(",") } : {}),
     },
   });
   if (child.pid === undefined) throw new Error(`cannot start ${argv[0]}`);
@@ -110,6 +120,10 @@ export function execRole(argv: string[]): number {
     if (why) return fail(why);
   }
 
+  for (const fd of (process.env[FDS_ENV] ?? "").split(",").filter(Boolean).map(Number)) {
+    if (c.fcntl(fd, F_SETFD, 0n) !== 0) return fail(`fd ${fd}: ${sysError("fcntl(F_SETFD)").message}`);
+  }
+  delete process.env[FDS_ENV];
   const path = program.includes("/") ? program : Bun.which(program, { PATH: process.env.PATH ?? "" });
   if (!path) return fail("not found in PATH");
   resetIgnoredSignals();

@@ -149,6 +149,30 @@ describe("spawnWithParentDeath", () => {
     });
   });
 
+  test("fds beyond 3 in stdio reach the program (Bun marks inherited fds from 4 on close-on-exec)", async () => {
+    const dir = tempDir();
+    const files = ["three", "four", "five"].map((name) => {
+      writeFileSync(join(dir, name), name);
+      return openSync(join(dir, name), "r");
+    });
+    const out = join(dir, "out");
+    const outFd = openSync(out, "w");
+    const p = spawnWithParentDeath(["/bin/sh", "-c", "cat <&3; cat <&4; cat <&5"], {
+      stdio: ["ignore", outFd, "inherit", ...files],
+    });
+    expect(await p.exited).toBe(0);
+    for (const fd of [outFd, ...files]) closeSync(fd);
+    expect(readFileSync(out, "utf8")).toBe("threefourfive");
+    // With fd 3 unused, fd 4 still arrives as 4 (a template clone's taps, without a snapshot).
+    const only4 = spawnWithParentDeath(
+      ["/bin/sh", "-c", "test -e /proc/self/fd/4 && ! test -e /proc/self/fd/3"],
+      {
+        stdio: ["ignore", "inherit", "inherit", "ignore", openSync(join(dir, "four"), "r")],
+      },
+    );
+    expect(await only4.exited).toBe(0);
+  });
+
   test("a program that cannot be run: status 127 and a clear line on stderr", async () => {
     const dir = tempDir();
     const err = join(dir, "err");

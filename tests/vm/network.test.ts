@@ -130,13 +130,13 @@ describe("a network namespace with a veth (as CNI leaves it)", () => {
     let got = { code: -1, out: "" };
     for (let i = 0; i < 50 && got.code !== 0; i++) {
       got = sh(
-        inNs(PEER_NS, "busybox", "wget", "-q", "-T", "5", "-O", "-", "http://10.77.0.2:8080/hostname"),
+        inNs(PEER_NS, "timeout", "10", "busybox", "wget", "-q", "-O", "-", "http://10.77.0.2:8080/hostname"),
       );
       if (got.code !== 0) await Bun.sleep(200);
     }
     expect(got).toEqual({ code: 0, out: "busybox\n" });
     const v6 = sh(
-      inNs(PEER_NS, "busybox", "wget", "-q", "-T", "5", "-O", "-", "http://[fd77::2]:8080/hostname"),
+      inNs(PEER_NS, "timeout", "10", "busybox", "wget", "-q", "-O", "-", "http://[fd77::2]:8080/hostname"),
     );
     expect(v6).toEqual({ code: 0, out: "busybox\n" });
     // The redirect is in place while it runs.
