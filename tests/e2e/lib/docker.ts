@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { DockerLikeCli } from "./cli.ts";
 import { buildImage } from "./image.ts";
 import { Containerd, Dockerd } from "./managers.ts";
+import type { Netns } from "./netns.ts";
 import { type Cmd, waitFor } from "./proc.ts";
 import { PtySession } from "./pty.ts";
 import type { Scenario } from "./scenario.ts";
@@ -20,22 +21,29 @@ export const RUN = ["run", "--runtime", "cor", "--network", "none"];
 
 /**
  * An e2e file driving docker: containerd and dockerd started in the workspace `name`, the
- * image imported, then `scenarios` started.
+ * image imported, then `scenarios` started. `{ network: true }`: both daemons run in the
+ * file's network namespace with docker's networking on (lib/netns.ts).
  */
 export function dockerSuite(
   name: string,
-  scenarios: (docker: Dockerd, go: Go, ws: Workspace) => Promise<void> | void,
+  scenarios: (docker: Dockerd, go: Go, ws: Workspace, netns: Netns | undefined) => Promise<void> | void,
+  opts: { network?: boolean } = {},
 ): Suite {
   let docker: Dockerd | undefined;
   const runtimeLogs = () => (docker ? [join(docker.runtimeRoot, "cc-oci-runtime.log")] : []);
-  return suite(name, runtimeLogs, async (ws, go) => {
-    const containerd = await Containerd.start(ws);
-    const d = await Dockerd.start(ws, containerd);
-    docker = d;
-    const image = await buildImage(ws.path("image"));
-    await d.importImage(image.rootfsTar, IMAGE);
-    await scenarios(d, go, ws);
-  });
+  return suite(
+    name,
+    runtimeLogs,
+    async (ws, go, netns) => {
+      const containerd = await Containerd.start(ws, netns);
+      const d = await Dockerd.start(ws, containerd, netns);
+      docker = d;
+      const image = await buildImage(ws.path("image"));
+      await d.importImage(image.rootfsTar, IMAGE);
+      await scenarios(d, go, ws, netns);
+    },
+    opts,
+  );
 }
 
 /** The docker client in the shape the steps shared with podman take. */

@@ -6,9 +6,12 @@
  * - podman 4.3: no daemon; `--runtime BIN`, a private containers.conf (ulimits this machine
  *   can grant), its own storage, tmp and network directories.
  * Each registers its clean-up with the workspace, so teardown happens also on failure.
+ * Given a Netns (lib/netns.ts), each runs in that network namespace with its networking on
+ * (dockerd: its default bridge and iptables; podman: its default network; ctr: `--cni`).
  */
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Netns } from "./netns.ts";
 import { CONTAINERD, CTR, DOCKER, DOCKERD, PODMAN } from "./packages.ts";
 import { type Cmd, type CmdOptions, cmd, describe, must, waitFor } from "./proc.ts";
 import { BIN, stopPid, unmountUnder, type Workspace } from "./workspace.ts";
@@ -43,6 +46,8 @@ export class Containerd {
   /** --runc-root for ctr: the runtime's state directories stay in the workspace. */
   readonly runcRoot: string;
   private pid = 0;
+  /** How ctr is run: as it is, or in a network namespace (see `withCtr`). */
+  private wrap: (argv: string[]) => string[] = (argv) => argv;
 
   private constructor(ws: Workspace) {
     this.sock = ws.path("containerd.sock");
@@ -50,7 +55,8 @@ export class Containerd {
     this.runcRoot = ws.path("runc-root");
   }
 
-  static async start(ws: Workspace): Promise<Containerd> {
+  /** containerd in the workspace; in `netns` when given (its shims and their children too). */
+  static async start(ws: Workspace, netns?: Netns): Promise<Containerd> {
     const c = new Containerd(ws);
     const config = ws.path("containerd.toml");
     writeFileSync(
@@ -69,7 +75,8 @@ export class Containerd {
         "",
       ].join("\n"),
     );
-    c.pid = spawnDaemon([CONTAINERD, "--config", config], c.log);
+    const argv = [CONTAINERD, "--config", config];
+    c.pid = spawnDaemon(netns ? netns.enter(argv) : argv, c.log);
     ws.onTeardown("containerd", () => c.stop());
     try {
       await waitFor("containerd to answer", async () => {
@@ -82,8 +89,13 @@ export class Containerd {
     return c;
   }
 
+  /** From now on every ctr command (the file's and teardown's) runs as `wrap(argv)`. */
+  withCtr(wrap: (argv: string[]) => string[]): void {
+    this.wrap = wrap;
+  }
+
   ctr(args: string[], opts: CmdOptions = {}): Promise<Cmd> {
-    return cmd([CTR, "-a", this.sock, "-n", this.ns, ...args], opts);
+    return cmd(this.wrap([CTR, "-a", this.sock, "-n", this.ns, ...args]), opts);
   }
 
   async importImage(ociTar: string): Promise<void> {
@@ -129,37 +141,38 @@ export class Dockerd {
     this.env = { ...process.env, DOCKER_CONFIG: ws.path("docker-cli"), DOCKER_HOST: undefined };
   }
 
-  static async start(ws: Workspace, containerd: Containerd): Promise<Dockerd> {
+  /**
+   * dockerd on `containerd`. Without `netns`: no networking at all (`--bridge=none`, no
+   * iptables; containers need `--network none`). In `netns`: docker's defaults, its default
+   * bridge (docker0), iptables rules and docker-proxy, all in that namespace.
+   */
+  static async start(ws: Workspace, containerd: Containerd, netns?: Netns): Promise<Dockerd> {
     const d = new Dockerd(ws);
     const pidfile = ws.path("dockerd.pid");
     const daemonJson = ws.path("daemon.json");
     writeFileSync(daemonJson, "{}\n");
-    spawnDaemon(
-      [
-        DOCKERD,
-        "--config-file",
-        daemonJson,
-        "--data-root",
-        d.dataRoot,
-        "--exec-root",
-        d.execRoot,
-        "-H",
-        `unix://${d.sock}`,
-        "--pidfile",
-        pidfile,
-        "--containerd",
-        containerd.sock,
-        "--iptables=false",
-        "--ip6tables=false",
-        "--ip-masq=false",
-        "--bridge=none",
-        "--storage-driver",
-        "overlay2",
-        "--add-runtime",
-        `cor=${BIN}`,
-      ],
-      d.log,
-    );
+    const noNetwork = ["--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none"];
+    const argv = [
+      DOCKERD,
+      "--config-file",
+      daemonJson,
+      "--data-root",
+      d.dataRoot,
+      "--exec-root",
+      d.execRoot,
+      "-H",
+      `unix://${d.sock}`,
+      "--pidfile",
+      pidfile,
+      "--containerd",
+      containerd.sock,
+      ...(netns ? [] : noNetwork),
+      "--storage-driver",
+      "overlay2",
+      "--add-runtime",
+      `cor=${BIN}`,
+    ];
+    spawnDaemon(netns ? netns.enter(argv) : argv, d.log);
     ws.onTeardown("dockerd", async () => {
       let pid = 0;
       try {
@@ -220,7 +233,11 @@ export class Podman {
   /** The runtime's default root: podman/conmon pass no --root. */
   static readonly RUNTIME_ROOT = "/run/opencontainer/containers";
 
-  constructor(private ws: Workspace) {
+  /** In `netns` when given: every podman command, conmon and netavark run there. */
+  constructor(
+    private ws: Workspace,
+    private netns?: Netns,
+  ) {
     this.root = ws.path("podman/root");
     this.runroot = ws.path("podman/runroot");
     this.conf = ws.path("containers.conf");
@@ -260,7 +277,7 @@ export class Podman {
   }
 
   argv(args: string[]): string[] {
-    return [
+    const argv = [
       PODMAN,
       "--root",
       this.root,
@@ -276,6 +293,7 @@ export class Podman {
       BIN,
       ...args,
     ];
+    return this.netns ? this.netns.enter(argv) : argv;
   }
 
   podman(args: string[], opts: CmdOptions = {}): Promise<Cmd> {

@@ -1,7 +1,10 @@
 /**
  * Debian's managers, installed when missing: containerd 1.6, docker.io 20.10 (its client is
  * /usr/bin/docker, which a newer /usr/local/bin/docker may shadow on PATH), podman 4.3 with
- * conmon. `apt-get update` only when a plain install fails (a stale or empty package list).
+ * conmon, and what their networking needs (lib/netns.ts): iptables (dockerd's rules, the CNI
+ * plugins'), Debian's CNI plugins in /usr/lib/cni (ctr --cni), netavark and aardvark-dns
+ * (podman's default network backend). `apt-get update` only when a plain install fails (a
+ * stale or empty package list).
  */
 import { existsSync } from "node:fs";
 import { cmd, describe } from "./proc.ts";
@@ -15,6 +18,11 @@ const NEEDED: Record<string, string> = {
   "busybox-static": "/bin/busybox",
   bsdutils: "/usr/bin/script",
   "util-linux": "/usr/bin/findmnt",
+  iproute2: "/sbin/ip",
+  iptables: "/usr/sbin/iptables",
+  "containernetworking-plugins": "/usr/lib/cni/bridge",
+  netavark: "/usr/lib/podman/netavark",
+  "aardvark-dns": "/usr/lib/podman/aardvark-dns",
 };
 
 export const DOCKER = "/usr/bin/docker";
@@ -22,6 +30,8 @@ export const DOCKERD = "/usr/sbin/dockerd";
 export const CONTAINERD = "/usr/bin/containerd";
 export const CTR = "/usr/bin/ctr";
 export const PODMAN = "/usr/bin/podman";
+/** Debian's CNI plugins (containernetworking-plugins). */
+export const CNI_PLUGINS = "/usr/lib/cni";
 
 let done: Promise<void> | undefined;
 

@@ -37,6 +37,8 @@ const PREFIX = "cc-e2e-";
 const OWNER = "owner.pid";
 /** Container ids that mark processes as the workspace's, one a line. */
 const MARKERS = "markers";
+/** Network namespaces (names under /run/netns) the workspace made, one a line. */
+const NETNS = "netns";
 
 function readLines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
@@ -63,6 +65,8 @@ export class Workspace {
   readonly name: string;
   /** Strings that mark a process as this workspace's (besides the directory): container ids. */
   readonly markers = new Set<string>();
+  /** Network namespaces it made (`ip netns add`): every process in them is its own. */
+  readonly netns = new Set<string>();
   private cleanups: Cleanup[] = [];
   readonly problems: string[] = [];
   /** A dead run's workspace: cleaned without keeping its logs over the live run's. */
@@ -79,6 +83,7 @@ export class Workspace {
       // A stale workspace being reclaimed.
       this.dir = dir;
       for (const m of readLines(join(dir, MARKERS))) this.markers.add(m);
+      for (const n of readLines(join(dir, NETNS))) this.netns.add(n);
       return;
     }
     reapStale();
@@ -95,6 +100,12 @@ export class Workspace {
   mark(m: string): void {
     this.markers.add(m);
     appendFileSync(join(this.dir, MARKERS), `${m}\n`);
+  }
+
+  /** Records a network namespace the workspace made: teardown empties and deletes it. */
+  addNetns(name: string): void {
+    this.netns.add(name);
+    appendFileSync(join(this.dir, NETNS), `${name}\n`);
   }
 
   path(...parts: string[]): string {
@@ -124,6 +135,13 @@ export class Workspace {
       for (const pid of pids) killPid(pid, "SIGKILL");
       await sleep(300);
     }
+    // Empty now: deleting the name ends the namespace with its bridges, veths and rules.
+    for (const n of this.netns) {
+      const r = await cmd(["ip", "netns", "del", n], { timeout: 30_000 });
+      if (r.code !== 0 && existsSync(netnsPath(n))) {
+        this.problems.push(`ip netns del ${n}: ${r.stderr.trim()}`);
+      }
+    }
     await unmountUnder(this.dir);
     if (!this.stale) this.keepLogs();
     try {
@@ -134,9 +152,20 @@ export class Workspace {
     if (this.problems.length) console.warn(`e2e ${this.name} teardown:\n  ${this.problems.join("\n  ")}`);
   }
 
-  /** Processes (not this one) whose command line or cwd names the workspace or a marker. */
+  /**
+   * Processes (not this one) whose command line or cwd names the workspace or a marker, or
+   * that live in one of its network namespaces.
+   */
   processes(): number[] {
     const found: number[] = [];
+    const nets = new Set<string>();
+    for (const n of this.netns) {
+      try {
+        nets.add(`net:[${statSync(netnsPath(n)).ino}]`);
+      } catch {
+        // already deleted
+      }
+    }
     for (const name of readdirSync("/proc")) {
       if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
       try {
@@ -147,7 +176,14 @@ export class Workspace {
         } catch {
           // a kernel thread or gone
         }
+        let net = "";
+        try {
+          if (nets.size) net = readlinkSync(`/proc/${name}/ns/net`);
+        } catch {
+          // a kernel thread or gone
+        }
         const mine =
+          nets.has(net) ||
           cmdline.includes(this.dir) ||
           cwd.startsWith(this.dir) ||
           [...this.markers].some((m) => cmdline.includes(m) || cwd.includes(m));
@@ -175,6 +211,11 @@ export class Workspace {
       this.problems.push(`keeping logs: ${(err as Error).message}`);
     }
   }
+}
+
+/** Where `ip netns add NAME` keeps the namespace. */
+export function netnsPath(name: string): string {
+  return join("/run/netns", name);
 }
 
 export function killPid(pid: number, signal: NodeJS.Signals): void {
