@@ -56,6 +56,7 @@ export class Containers {
     if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
     const bundle = join(BUNDLES, req.id);
     mkdirSync(bundle, { recursive: true });
+    applyNetworkSysctls(req.config);
     writeFileSync(join(bundle, "config.json"), JSON.stringify(req.config));
     // Annotations are visible in the VM here (and in config.json beside it).
     writeFileSync(join(bundle, "annotations.json"), JSON.stringify(req.config.annotations ?? {}));
@@ -272,4 +273,25 @@ function cgroupStats(dir: string): Record<string, unknown> {
     },
     pids: { current: readNum(join(dir, "pids.current")) ?? 0, limit: readNum(join(dir, "pids.max")) ?? 0 },
   };
+}
+
+/**
+ * The container shares the guest's network namespace (its VM is its isolation), so crun
+ * would refuse the net.* sysctls the spec asks for ("requires a new network namespace"; Docker
+ * sets net.ipv4.ip_unprivileged_port_start). They are the container's own all the same: they
+ * are applied here, to the guest's namespace, and taken out of what crun gets.
+ */
+function applyNetworkSysctls(config: Record<string, unknown>): void {
+  const linux = config.linux as { sysctl?: Record<string, string> } | undefined;
+  if (!linux?.sysctl) return;
+  for (const [key, value] of Object.entries(linux.sysctl)) {
+    if (!key.startsWith("net.")) continue;
+    const file = join("/proc/sys", key.replaceAll(".", "/"));
+    try {
+      writeFileSync(file, value);
+    } catch (err) {
+      throw new Error(`linux.sysctl ${key}=${value}: cannot set it in the VM: ${(err as Error).message}`);
+    }
+    delete linux.sysctl[key];
+  }
 }

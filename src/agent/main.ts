@@ -8,7 +8,9 @@ import { guestNicName } from "../hypervisor/nics.ts";
 import { Channel } from "../protocol/channel.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { configureInterface } from "../sys/net-scan.ts";
+import { setLink } from "../sys/netlink-link.ts";
 import { Containers } from "./containers.ts";
+import { relayDns } from "./dns-relay.ts";
 import { FaultReporter } from "./faults.ts";
 import { adoptIdentity } from "./identity.ts";
 import { powerOff, Reaper, setupMounts, syncFilesystems } from "./init.ts";
@@ -40,6 +42,8 @@ export async function runAgent(_argv: string[]): Promise<void> {
     create: async (args) => {
       if (!mounted) {
         for (const problem of setupMounts()) faults.report("warning", problem);
+        // The container shares the guest's network namespace, whose loopback starts down.
+        setLink("lo", { up: true });
         mounted = true;
       }
       return containers.create(args);
@@ -52,8 +56,15 @@ export async function runAgent(_argv: string[]): Promise<void> {
     stats: (args) => containers.stats(args),
     update: (args) => containers.update(args),
     network: async (args: RequestOf<"network">) => {
-      for (const [i, iface] of args.interfaces.entries()) configureInterface(guestNicName(i), iface);
+      for (const { card, iface } of args.cards) {
+        if (iface) configureInterface(guestNicName(card), iface);
+        else setLink(guestNicName(card), { up: false });
+      }
+      relayDns(host, args.dnsRelay, (problem) => faults.report("warning", problem));
       return {};
+    },
+    dns: async () => {
+      throw new Error("dns is answered by the host (the stand-in), not the agent");
     },
     // The VM's own state: the stand-in's hub answers these on the host.
     connectNetwork: async () => {

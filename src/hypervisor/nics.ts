@@ -1,6 +1,7 @@
 /**
  * The VM's network cards. microvm has no NIC hotplug, so every VM boots with its cards
- * (vm.json `networkInterfaces`, default 1), templates included: a template's cards have a
+ * (vm.json `networkInterfaces`, default 2: one for the container's network and a spare one
+ * for a network connected later), templates included: a template's cards have a
  * backend that goes nowhere (a hub port), a container's are taps in its network namespace,
  * opened by its stand-in and inherited by QEMU as fds TAP_FD_BASE.. (fd 3 is the template
  * snapshot's, or unused). Neither has a virtio-net header (the tap is opened without
@@ -11,7 +12,7 @@
  * interface the namespace holds (by name, never by MAC: a clone carries its template's MAC
  * until the agent sets the interface's).
  */
-export const DEFAULT_NICS = 1;
+export const DEFAULT_NICS = 2;
 export const MAX_NICS = 8;
 export const TAP_FD_BASE = 4;
 

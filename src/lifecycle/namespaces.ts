@@ -5,6 +5,7 @@
  * network namespace path is honoured: the stand-in (and QEMU, its child) lives in it, which
  * is where managers that prepare the namespace first (CNI, netavark, CRI) configure it.
  */
+import { statSync } from "node:fs";
 import type { OciConfig } from "../config/oci-schema.ts";
 import { RuntimeError } from "../errors.ts";
 import { NAMESPACE_TYPES, type NamespaceType, namespaceTypeOf } from "../sys/namespaces.ts";
@@ -45,6 +46,12 @@ export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetw
       throw new RuntimeError(
         `${field}: joining the existing ${type} namespace ${ns.path} is not possible: the container runs in its own VM`,
       );
+    if (sameNamespace(ns.path, "/proc/self/ns/net")) {
+      // Docker's --network host names the daemon's own namespace (its sandbox key).
+      throw new RuntimeError(
+        `${field}: ${ns.path} is the caller's own network namespace (--network host): a VM cannot share the host's network stack; give the container a network namespace of its own`,
+      );
+    }
     network = { kind: "path", path: ns.path };
   });
   if (!network) {
@@ -53,4 +60,10 @@ export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetw
     );
   }
   return network;
+}
+
+function sameNamespace(a: string, b: string): boolean {
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.ino === y.ino && x.dev === y.dev;
 }

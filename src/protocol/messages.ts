@@ -118,8 +118,25 @@ export const Calls = {
   stats: { request: z.object({ id }), result: Json },
   update: { request: z.object({ id, resources: Json }), result: z.object({}) },
   shutdown: { request: z.object({}), result: z.object({}) },
-  /** To the agent: guest NIC eth<i> takes interfaces[i]. */
-  network: { request: z.object({ interfaces: z.array(GuestInterface) }), result: z.object({}) },
+  /**
+   * To the agent: guest NIC eth<card> takes `iface`, or is taken down (null: the
+   * interface left the namespace, `docker network disconnect`); `dnsRelay`: loopback name servers of
+   * the container's resolv.conf (Docker's embedded DNS, 127.0.0.11), which live in the
+   * container's namespace on the host: the agent answers on them in the guest by asking the
+   * stand-in (`dns` below).
+   */
+  network: {
+    request: z.object({
+      cards: z.array(z.object({ card: z.number().int().min(0), iface: GuestInterface.nullable() })),
+      dnsRelay: z.array(z.string()).default([]),
+    }),
+    result: z.object({}),
+  },
+  /** From the agent to the stand-in: one DNS query (UDP payload, base64) for `server`, and its answer. */
+  dns: {
+    request: z.object({ server: z.string(), query: z.string().max(4096) }),
+    result: z.object({ answer: z.string() }),
+  },
   /**
    * Answered by the stand-in's hub (create calls it once its hooks ran): the namespace is
    * scanned, each interface joined to its tap, and the guest told (`network` above).
@@ -147,6 +164,7 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   update: 10_000,
   shutdown: 5_000,
   network: 10_000,
+  dns: 6_000,
   connectNetwork: 15_000,
   pause: 10_000,
   resume: 10_000,

@@ -13,13 +13,14 @@ import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervi
 import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
-import { type EventEnvelope, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { type EventEnvelope, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { openNamed } from "../sys/files.ts";
 import { unmountBelow } from "../sys/mounts.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { spawnWithParentDeath } from "../sys/spawn.ts";
+import { askDns, loopbackNameServers } from "./dns-relay.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
@@ -128,6 +129,12 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       throw bootError("the hypervisor did not open the agent socket");
     }
     agent = new Channel(socketTransport(sock));
+    // The one request the agent makes: a DNS query for the container's namespace.
+    agent.onRequest = async (op, args) => {
+      if (op !== "dns") throw new Error(`unexpected request ${op}`);
+      const { server, query } = args as RequestOf<"dns">;
+      return { answer: (await askDns(server, Buffer.from(query, "base64"))).toString("base64") };
+    };
     // From the first message on: the agent may report a fault while it creates the container.
     agent.onEvent = (ev) => {
       if (ev.event !== "log") return onWorkloadEvent(ev);
@@ -155,7 +162,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       : async () => {};
     theHub = new Hub(agent);
     serveStateChanges(theHub, agent, store, spec.id);
-    theHub.local.connectNetwork = async () => ({ interfaces: await network.connect(a) });
+    theHub.local.connectNetwork = async () => ({
+      interfaces: await network.connect(a, loopbackNameServers(shared, spec.guestConfig)),
+    });
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
       const req = args as { signal?: number; execId?: string };

@@ -275,3 +275,29 @@ export function withNetlink<T>(fn: (nl: Netlink) => T, nl?: Netlink): T {
     own.close();
   }
 }
+
+/** Multicast groups (RTMGRP_*) of changes to links and addresses. */
+export const RTMGRP_LINK = 0x1;
+export const RTMGRP_IPV4_IFADDR = 0x10;
+export const RTMGRP_IPV6_IFADDR = 0x100;
+const SOCK_NONBLOCK = 0o4000;
+
+/**
+ * A NETLINK_ROUTE socket that receives the changes of `groups` (an RTMGRP_* mask) in this
+ * thread's network namespace, non-blocking (for an event-loop reader, sys/fdstream.ts): its
+ * fd. Only "something changed" is read from it; the state is dumped again.
+ */
+export function openEventSocket(groups: number): number {
+  const c = libc();
+  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (fd < 0) throw sysError("socket(AF_NETLINK)", "netlink events");
+  const addr = Buffer.alloc(12); // sockaddr_nl: family, pad, pid (0: the kernel picks), groups
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  addr.writeUInt32LE(groups, 8);
+  if (c.bind(fd, addr, addr.length) !== 0) {
+    const err = sysError("bind(AF_NETLINK)", "netlink events");
+    c.close(fd);
+    throw err;
+  }
+  return fd;
+}

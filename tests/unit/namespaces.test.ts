@@ -35,6 +35,9 @@ describe("runtime-spec namespaces", () => {
       /c.json: field "linux.namespaces" has no network namespace: .*host's network \(--network host\), which a VM cannot share/,
     );
     expect(checkNamespaces(withNamespaces([{ type: "network" }]), "c.json")).toEqual({ kind: "own" });
+    expect(() =>
+      checkNamespaces(withNamespaces([{ type: "network", path: "/proc/self/ns/net" }]), "c.json"),
+    ).toThrow(/\/proc\/self\/ns\/net is the caller's own network namespace \(--network host\)/);
     const path = `/run/netns/${NETNS}`;
     expect(checkNamespaces(withNamespaces([{ type: "network", path }]), "c.json")).toEqual({
       kind: "path",
