@@ -4,6 +4,7 @@
  *   __standin    the per-container host process named in --pid-file (src/standin/)
  *   __agent      the agent inside the guest VM, run as its init (src/agent/)
  *   __exec       exec a program with PDEATHSIG and a new session (src/sys/spawn.ts)
+ *   __netclean   take a dead stand-in's tc redirects off a network namespace (standin/network-record.ts)
  * Each role is imported lazily so that none pays for the others' start-up.
  */
 async function main(argv: string[]): Promise<void> {
@@ -14,6 +15,9 @@ async function main(argv: string[]): Promise<void> {
   } else if (role === "__exec") {
     const { execRole } = await import("./sys/spawn.ts");
     process.exitCode = execRole(argv.slice(1));
+  } else if (role === "__netclean") {
+    const { netcleanRole } = await import("./standin/network-record.ts");
+    process.exitCode = netcleanRole(argv.slice(1));
   } else if (role === "__standin") {
     const { runStandin } = await import("./standin/main.ts");
     // Exit now: relays still open (a terminal, the hub) must not keep the stand-in alive.

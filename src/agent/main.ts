@@ -4,8 +4,8 @@
  * JavaScript run at start costs): find the port, answer hello, then do the rest lazily.
  */
 import { readFileSync } from "node:fs";
-import { guestNicName } from "../hypervisor/nics.ts";
 import { Channel } from "../protocol/channel.ts";
+import { guestNicName } from "../protocol/guest-layout.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
 import { configureInterface } from "../sys/net-scan.ts";
 import { setLink } from "../sys/netlink-link.ts";

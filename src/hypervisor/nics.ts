@@ -22,9 +22,7 @@ export function tapName(i: number): string {
   return `cc-tap${i}`;
 }
 
-export function guestNicName(i: number): string {
-  return `eth${i}`;
-}
+export { guestNicName } from "../protocol/guest-layout.ts";
 
 export function nicArgs(count: number, backend: NicBackend): string[] {
   const args: string[] = [];

@@ -2,6 +2,8 @@
  * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
  * Used by delete, and by create/start when they fail part-way ("as if never tried").
  */
+import { RuntimeError } from "../errors.ts";
+import { cleanLeftJoins } from "../standin/network-record.ts";
 import type { StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
@@ -30,6 +32,9 @@ export async function killVm(state: StoredState | undefined): Promise<void> {
 export async function destroy(store: StateStore, id: string): Promise<void> {
   const dir = store.dir(id);
   await killVm(store.tryRead(id));
+  // A stand-in killed outright left its tc redirects in a namespace that outlives it.
+  const left = cleanLeftJoins(dir);
+  if (left) throw new RuntimeError(`${id}: ${left}`);
   // Everything mounted below the directory (the share: the user's rootfs and volumes)
   // is unmounted and verified gone before anything is removed.
   unmountAndRemove(dir);

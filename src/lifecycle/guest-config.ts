@@ -10,7 +10,10 @@ import type { OciConfig } from "../config/oci-schema.ts";
 import { RuntimeError } from "../errors.ts";
 
 /** Where the agent mounts the share in the guest (agent/containers.ts SHARE_MOUNT). */
-export const GUEST_SHARE = "/run/cc/shared";
+export { GUEST_SHARE } from "../protocol/guest-layout.ts";
+
+import { GUEST_SHARE } from "../protocol/guest-layout.ts";
+
 /** The newest runtime-spec version the guest's crun accepts. */
 const GUEST_OCI_VERSION = "1.1.0";
 

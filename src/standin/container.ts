@@ -26,6 +26,7 @@ import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
 import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
+import { recordJoined } from "./network-record.ts";
 import { bindShares } from "./share.ts";
 import { serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
@@ -52,7 +53,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
   let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
-  const network = new ContainerNetwork(log, spec.id, spec.nics);
+  const network = new ContainerNetwork(log, spec.id, spec.nics, (names) =>
+    recordJoined(dir, spec.network.kind === "path" ? spec.network.path : undefined, names),
+  );
 
   let tornDown = false;
   // Once: a second teardown (the starter's watch after a failure was reported) must not

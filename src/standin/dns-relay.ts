@@ -11,7 +11,7 @@ import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { GUEST_SHARE } from "../lifecycle/guest-config.ts";
+import { GUEST_SHARE } from "../protocol/guest-layout.ts";
 
 const DNS_PORT = 53;
 const ANSWER_MS = 5_000;

@@ -67,7 +67,17 @@ export class ContainerNetwork {
     private readonly log: Logger,
     private readonly id: string,
     private readonly cards: number,
+    /** Keeps what is joined where `delete` finds it (network-record.ts), for a killed stand-in. */
+    private readonly record: (interfaces: string[]) => void = () => {},
   ) {}
+
+  private recordJoined(): void {
+    try {
+      this.record(this.joined.filter((n): n is string => n !== undefined));
+    } catch (err) {
+      this.log.error(`${this.id}: cannot record the joined interfaces: ${(err as Error).message}`);
+    }
+  }
 
   /** One tap per card, in this namespace: the fds QEMU inherits (close them once it has). */
   openTaps(): number[] {
@@ -123,6 +133,7 @@ export class ContainerNetwork {
       this.join(iface, card);
       cards.push({ card, iface });
     }
+    if (cards.length > 0) this.recordJoined();
     if (cards.length > 0 || dnsRelay.length > 0) await agent.call("network", { cards, dnsRelay });
   }
 
@@ -195,6 +206,8 @@ export class ContainerNetwork {
   teardown(): void {
     clearTimeout(this.rescan);
     void this.events?.cancel();
+    if (this.joined.every((n) => n === undefined)) return;
     for (let card = 0; card < this.joined.length; card++) this.unjoin(card);
+    this.recordJoined();
   }
 }

@@ -4,11 +4,11 @@
  * peer is in a second namespace, the "host side". The guest NIC takes the veth's MAC and
  * addresses, traffic crosses both ways (TCP: the container reaches the peer, the peer reaches
  * an httpd in the container), and nothing is left in the namespace afterwards: no tap, no
- * qdisc, also when QEMU is killed. Every namespace here is made by the test.
+ * qdisc, also when QEMU or the stand-in is killed. Every namespace here is made by the test.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { makeBundle } from "../lib/bundle.ts";
-import { qemuProcesses, Runtime } from "../lib/runtime.ts";
+import { qemuProcesses, Runtime, standinProcesses } from "../lib/runtime.ts";
 
 const rt = new Runtime();
 const tag = `${process.pid}`;
@@ -155,4 +155,24 @@ describe("a network namespace with a veth (as CNI leaves it)", () => {
     expect((await rt.run(["delete", "n2"])).code).toBe(0);
     expect(rt.leftovers()).toEqual([]);
   }, 240_000);
+
+  test("a stand-in killed outright: delete takes its redirect off the namespace", async () => {
+    const r = await rt.run(["run", "-d", "--bundle", bundle(["sleep", "1000"]), "n3"], {
+      env: { CC_OCI_TEMPLATE: "1" },
+    });
+    expect(r.code).toBe(0);
+    expect(must(["tc", "-n", CONTAINER_NS, "qdisc", "show", "dev", VETH])).toContain("ingress");
+    const [standin] = standinProcesses(rt.root);
+    expect(standin).toBeDefined();
+    process.kill(standin as number, "SIGKILL");
+    for (let i = 0; i < 100 && qemuProcesses(rt.root).length > 0; i++) await Bun.sleep(100);
+    expect(qemuProcesses(rt.root)).toEqual([]);
+    // Nobody took it off yet: the stand-in could not.
+    expect(must(["tc", "-n", CONTAINER_NS, "qdisc", "show", "dev", VETH])).toContain("ingress");
+    const del = await rt.run(["delete", "n3"]);
+    expect(del.stderr).toBe("");
+    expect(del.code).toBe(0);
+    namespaceIsClean();
+    expect(rt.leftovers()).toEqual([]);
+  }, 180_000);
 });

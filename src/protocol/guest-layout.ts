@@ -1,0 +1,12 @@
+/**
+ * Names both sides of the VM agree on, beside the messages: where the guest mounts the
+ * workload share, and what the guest calls its network cards.
+ */
+
+/** Where the guest mounts the 9p share (the host's `<state>/shared`). */
+export const GUEST_SHARE = "/run/cc/shared";
+
+/** The guest's name for network card i (virtio-net devices in the order QEMU was given them). */
+export function guestNicName(i: number): string {
+  return `eth${i}`;
+}
