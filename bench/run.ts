@@ -6,6 +6,8 @@
  *  - start:   `run` of `true`, end to end; `create` to the workload's first output; the bare
  *             QEMU floor (same kernel, machine, accelerator; tiny initramfs);
  *  - cli:     `state`, `list`, `kill` latency;
+ *  - network: TCP throughput, HTTP round trip, what networking adds to `create` (runc and
+ *             cc-oci-runtime: crun runs in a mount namespace of its own here);
  *  - memory:  host PSS per idle container, 1 and 10 at once;
  *  - density: idle containers before start latency doubles (bounded).
  * Every figure is min / median / max over N rounds; every ratio is computed round by round
@@ -31,6 +33,7 @@ import { densitySection } from "./lib/density.ts";
 import { Floor } from "./lib/floor.ts";
 import { hostInfo } from "./lib/host.ts";
 import { memorySection, VM_SETTLE_MS } from "./lib/memory.ts";
+import { networkSection } from "./lib/network.ts";
 import { type Options, parseOptions } from "./lib/options.ts";
 import { foreignQemus } from "./lib/proc.ts";
 import { Results, resultFile } from "./lib/report.ts";
@@ -122,6 +125,12 @@ class Suite {
       this.results.raw.templateDiffers = r.templateDiffers;
     });
     await this.section("cli", () => cliSection(ctx, all, o.cliCalls));
+    await this.section("network", () =>
+      networkSection(
+        ctx,
+        all.filter((c) => c.key !== "crun"),
+      ),
+    );
     await this.section("memory", () => memorySection({ ...ctx, runs: o.memRuns }, all, o.memContainers));
     const vms = all.filter((c): c is CcContender => c instanceof CcContender);
     await this.section("density", () =>
@@ -192,6 +201,7 @@ async function main(): Promise<number> {
     res.markdown([
       { name: "start", title: "Start latency" },
       { name: "cli", title: `CLI latency (median of ${opts.cliCalls} calls a round)` },
+      { name: "network", title: "Network (a veth in a namespace of the bench's, no manager)" },
       { name: "memory", title: `Host memory per idle container (PSS), ${opts.memRuns} rounds` },
       { name: "density", title: `Density (one ramp, bounded at ${opts.maxDensity})` },
     ]),

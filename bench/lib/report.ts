@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { summary } from "./stats.ts";
 
-export type Unit = "ms" | "MiB" | "count" | "x";
+export type Unit = "ms" | "MiB" | "MiB/s" | "count" | "x";
 
 export interface Sample {
   run: number;
@@ -34,6 +34,8 @@ export function fmtValue(v: number, unit: Unit): string {
       return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ms`;
     case "MiB":
       return `${v >= 10 ? v.toFixed(1) : v.toFixed(2)} MiB`;
+    case "MiB/s":
+      return `${v >= 10 ? v.toFixed(1) : v.toFixed(2)} MiB/s`;
     case "count":
       return v.toFixed(0);
     case "x":

@@ -15,6 +15,7 @@ import { FaultReporter } from "./faults.ts";
 import { adoptIdentity } from "./identity.ts";
 import { powerOff, Reaper, setupMounts, syncFilesystems } from "./init.ts";
 import { findPort, portTransport } from "./port.ts";
+import { prepareNetwork } from "./prepare.ts";
 
 export async function runAgent(_argv: string[]): Promise<void> {
   process.env.PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -61,6 +62,10 @@ export async function runAgent(_argv: string[]): Promise<void> {
         else setLink(guestNicName(card), { up: false });
       }
       relayDns(host, args.dnsRelay, (problem) => faults.report("warning", problem));
+      return {};
+    },
+    prepare: async () => {
+      prepareNetwork();
       return {};
     },
     dns: async () => {

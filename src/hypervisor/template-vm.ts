@@ -112,6 +112,7 @@ export async function buildTemplate(
       if (agent.isClosed) await Promise.race([qemu.exited, bound]);
       throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
     }
+    await agent.call("prepare", {});
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
     const snapshot = join(dir, SNAPSHOT);

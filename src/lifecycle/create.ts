@@ -198,8 +198,12 @@ export async function create(
     }
     // The hooks have filled the namespace (Docker's veth), or it came filled (CNI): the VM
     // takes it over now, before anyone sees the container created.
+    const t0 = performance.now();
     const joined = await callStandin(dir, id, "connectNetwork", { id });
-    if (joined.interfaces.length) ctx.logger.debug(`${id}: network: ${joined.interfaces.join(", ")}`);
+    if (joined.interfaces.length) {
+      const ms = (performance.now() - t0).toFixed(0);
+      ctx.logger.debug(`${id}: network: ${joined.interfaces.join(", ")} (${ms} ms)`);
+    }
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // The last write of this phase: from here on the stand-in writes the state.
     ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));

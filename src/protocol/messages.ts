@@ -119,6 +119,12 @@ export const Calls = {
   update: { request: z.object({ id, resources: Json }), result: z.object({}) },
   shutdown: { request: z.object({}), result: z.object({}) },
   /**
+   * Template builds only, before the snapshot: the agent runs the code a container's start
+   * needs (netlink, the network schemas) once, so that every clone has it compiled already
+   * (under TCG a first run of that JavaScript costs hundreds of ms).
+   */
+  prepare: { request: z.object({}), result: z.object({}) },
+  /**
    * To the agent: guest NIC eth<card> takes `iface`, or is taken down (null: the
    * interface left the namespace, `docker network disconnect`); `dnsRelay`: loopback name servers of
    * the container's resolv.conf (Docker's embedded DNS, 127.0.0.11), which live in the
@@ -163,6 +169,7 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   stats: 10_000,
   update: 10_000,
   shutdown: 5_000,
+  prepare: 10_000,
   network: 10_000,
   dns: 6_000,
   connectNetwork: 15_000,
