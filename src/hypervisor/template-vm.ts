@@ -8,7 +8,7 @@
  * stand-in opened for it (INCOMING_FD).
  */
 
-import { closeSync, createWriteStream, mkdirSync, statfsSync, statSync } from "node:fs";
+import { chmodSync, closeSync, createWriteStream, mkdirSync, statfsSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
@@ -24,6 +24,13 @@ import { consoleTail, planVm, QEMU_CAPABILITIES, socketPath, VM_FILES } from "./
 import { Qmp } from "./qmp.ts";
 
 export const SNAPSHOT = "snapshot";
+/**
+ * The template guest's RAM: a file the template maps shared (its writes land in the file)
+ * and every clone maps privately (copy-on-write: a page stays one page in the host's cache
+ * for all clones until one of them writes it). The migration then carries device state
+ * only (`x-ignore-shared`).
+ */
+export const MEMORY = "memory";
 /** How a restore failure starts: create recognises it (it crosses from the stand-in as text). */
 export const RESTORE_FAILED = "restoring the VM template";
 const MIGRATE_MS = 60_000;
@@ -44,12 +51,29 @@ const ENDED = new Set(["completed", "failed", "cancelled"]);
 export const INCOMING_FD = 3;
 export const INCOMING_ARGS = ["-incoming", "defer"];
 
+/** QEMU's guest RAM in `file` (`shared`: the template's mapping; else a clone's, private). */
+export function memoryArgs(file: string, memoryMiB: number, shared: boolean): string[] {
+  if (file.includes(","))
+    throw new RuntimeError(`VM template memory file ${file}: a path with ',' cannot be given to QEMU`);
+  return [
+    "-object",
+    `memory-backend-file,id=cc-mem,size=${memoryMiB}M,mem-path=${file},share=${shared ? "on" : "off"}`,
+    "-machine",
+    "memory-backend=cc-mem",
+  ];
+}
+
 /**
  * Runs one migration command (`migrate` out, `migrate-incoming` in) and waits for its
  * MIGRATION event to say how it ended; returns that status.
  */
 async function migration(qmp: Qmp, command: string, uri: string): Promise<string> {
-  await qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+  await qmp.execute("migrate-set-capabilities", {
+    capabilities: [
+      { capability: "events", state: true },
+      { capability: "x-ignore-shared", state: true },
+    ],
+  });
   const ended = qmp.waitEvent(
     (ev) => ev.event === "MIGRATION" && ENDED.has(String(ev.data?.status)),
     MIGRATE_MS,
@@ -69,6 +93,17 @@ export async function buildTemplate(
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template", "template");
+  const memory = join(dir, MEMORY);
+  // The guest's RAM lands in this file as the guest touches it: a filesystem that fills up
+  // under it kills QEMU (SIGBUS) at some page. Room for all of it is asked first.
+  const free = freeBytes(dir);
+  if (free !== undefined && free < plan.memoryMiB * MIB) {
+    unmountAndRemove(dir);
+    throw new RuntimeError(
+      `building the VM template: no space left on device for the guest memory ${memory} (${plan.memoryMiB} MiB needed, ${Math.floor(free / MIB)} MiB free)`,
+    );
+  }
+  plan.args.push(...memoryArgs(memory, plan.memoryMiB, true));
   const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
   const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
     cwd: dir,
@@ -138,7 +173,9 @@ export async function buildTemplate(
     qmp.close();
     agent.close();
     await qemu.exited;
-    log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes`);
+    // QEMU made it with the umask's mode: the guest's RAM (its random pool among it) is ours alone.
+    chmodSync(memory, 0o600);
+    log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes of device state`);
   } catch (err) {
     if (exited === undefined) process.kill(qemu.pid, "SIGKILL");
     unmountAndRemove(dir);

@@ -10,9 +10,10 @@
  * hypervisor.args, the hypervisor binary (another QEMU may not load the snapshot), kernel
  * parameters, accelerator, memory, and this executable.
  *
- *   <root>/.templates/<key>/snapshot       the saved guest
+ *   <root>/.templates/<key>/snapshot       the saved guest's device state
+ *   <root>/.templates/<key>/memory         its RAM, mapped by every clone privately (sparse)
  *   <root>/.templates/<key>/template.json  its inputs (files and their identity), and the
- *                                          snapshot's size, mtime, inode and sha256
+ *                                          snapshot's and memory's size, mtime, inode, sha256
  *   <root>/.templates/<key>/.inuse         flock: shared while a create restores from it
  *   <root>/.templates/.lock                flock: one builder at a time
  *
@@ -43,9 +44,9 @@ import { openNamed, writeFileNamed } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import type { VmPlan } from "./launcher.ts";
-import { buildTemplate, SNAPSHOT } from "./template-vm.ts";
+import { buildTemplate, MEMORY, SNAPSHOT } from "./template-vm.ts";
 
-export { INCOMING_ARGS, RESTORE_FAILED, restoreFromTemplate } from "./template-vm.ts";
+export { INCOMING_ARGS, memoryArgs, RESTORE_FAILED, restoreFromTemplate } from "./template-vm.ts";
 
 export const TEMPLATES_DIR = ".templates";
 const META = "template.json";
@@ -85,10 +86,20 @@ interface Input {
   by: "file" | "content";
 }
 
+interface FileMeta {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+}
+
 interface Meta {
   inputs: Input[];
-  snapshot: { size: number; mtimeMs: number; ino: number; sha256: string };
+  snapshot: FileMeta;
+  memory: FileMeta;
 }
+
+const SAVED = { snapshot: SNAPSHOT, memory: MEMORY } as const;
 
 function inputsOf(r: ResolvedBundle, plan: VmPlan): Input[] {
   const files = [plan.kernel, plan.initrd, plan.image, plan.path, process.execPath].filter(
@@ -123,6 +134,8 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
 /** A template in use: its snapshot cannot be removed until release(). */
 export interface TemplateLease {
   snapshot: string;
+  /** The guest's RAM, for the clone to map (privately). */
+  memory: string;
   /** The snapshot's inode when it was held: which build of the template this is. */
   ino: number;
   release(): void;
@@ -190,12 +203,22 @@ function snapshotSha256(file: string): string {
   return h.digest("hex");
 }
 
-function recordMeta(dir: string, inputs: Input[]): void {
-  const file = join(dir, SNAPSHOT);
+function fileMeta(file: string): FileMeta {
   const st = statSync(file);
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: snapshotSha256(file) };
+}
+
+/** Size, time and inode as recorded (the cheap check before every use). */
+function unchanged(file: string, m: FileMeta | undefined): boolean {
+  const st = statSync(file);
+  return !!m && st.size === m.size && st.mtimeMs === m.mtimeMs && st.ino === m.ino;
+}
+
+function recordMeta(dir: string, inputs: Input[]): void {
   const meta: Meta = {
     inputs,
-    snapshot: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: snapshotSha256(file) },
+    snapshot: fileMeta(join(dir, SAVED.snapshot)),
+    memory: fileMeta(join(dir, SAVED.memory)),
   };
   writeFileNamed(join(dir, META), `${JSON.stringify(meta, null, 2)}\n`);
   closeSync(openNamed(join(dir, IN_USE), "a"));
@@ -220,14 +243,16 @@ function lease(dir: string): TemplateLease | undefined {
   };
   try {
     if (!held || fstatSync(fd).ino !== statSync(join(dir, IN_USE)).ino) return undefined;
-    const m = readMeta(dir)?.snapshot;
+    const meta = readMeta(dir);
     const snapshot = join(dir, SNAPSHOT);
-    const st = statSync(snapshot);
-    if (m && st.size === m.size && st.mtimeMs === m.mtimeMs && st.ino === m.ino) {
+    const memory = join(dir, MEMORY);
+    if (unchanged(snapshot, meta?.snapshot) && unchanged(memory, meta?.memory)) {
+      const st = statSync(snapshot);
       const lockFd = fd;
       fd = -1; // from here on closed by the lease's release
       return {
         snapshot,
+        memory,
         ino: st.ino,
         release: () => {
           if (!held) return;
@@ -247,11 +272,16 @@ function lease(dir: string): TemplateLease | undefined {
   return undefined;
 }
 
-/** True when the snapshot's content is no longer what was recorded at its build. */
+/** True when the snapshot's or the memory's content is no longer what was recorded at its build. */
 export function snapshotDamaged(snapshot: string): boolean {
-  const meta = readMeta(join(snapshot, ".."));
+  const dir = dirname(snapshot);
+  const meta = readMeta(dir);
   try {
-    return !meta || snapshotSha256(snapshot) !== meta.snapshot.sha256;
+    return (
+      !meta?.memory ||
+      snapshotSha256(snapshot) !== meta.snapshot.sha256 ||
+      snapshotSha256(join(dir, MEMORY)) !== meta.memory.sha256
+    );
   } catch {
     return true;
   }

@@ -12,6 +12,7 @@ import {
   discardTemplate,
   ensureTemplate,
   INCOMING_ARGS,
+  memoryArgs,
   RESTORE_FAILED,
   snapshotDamaged,
   templatingEnabled,
@@ -232,8 +233,10 @@ async function startFromTemplate(
   start: (incoming: string) => Promise<StartedStandin>,
 ): Promise<StartedStandin> {
   plan.args.push(...INCOMING_ARGS);
+  const cold = plan.args.length;
   for (let attempt = 1; ; attempt++) {
     const held = await ensureTemplate(ctx.root, r, plan, ctx.logger, timeout);
+    plan.args.splice(cold, plan.args.length - cold, ...memoryArgs(held.memory, plan.memoryMiB, false));
     ctx.logger.debug(`${id}: starting from template ${held.snapshot}`);
     try {
       return await start(held.snapshot);

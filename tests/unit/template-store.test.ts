@@ -25,7 +25,12 @@ describe("discarding a template that failed to restore", () => {
   test("the build that failed goes", async () => {
     const root = tempDir();
     const { dir, snapshot } = fakeTemplate(root);
-    await discardTemplate(root, { snapshot, ino: statSync(snapshot).ino, release: () => {} });
+    await discardTemplate(root, {
+      snapshot,
+      memory: join(dir, "memory"),
+      ino: statSync(snapshot).ino,
+      release: () => {},
+    });
     expect(existsSync(dir)).toBe(false);
   });
 
@@ -35,7 +40,7 @@ describe("discarding a template that failed to restore", () => {
     const failed = statSync(snapshot).ino;
     writeFileSync(`${snapshot}.new`, "rebuilt guest");
     renameSync(`${snapshot}.new`, snapshot);
-    await discardTemplate(root, { snapshot, ino: failed, release: () => {} });
+    await discardTemplate(root, { snapshot, memory: join(dir, "memory"), ino: failed, release: () => {} });
     expect(existsSync(snapshot)).toBe(true);
     expect(existsSync(dir)).toBe(true);
   });

@@ -52,12 +52,12 @@ describe("a full disk", () => {
     await rt.dispose();
   }, 120_000);
 
-  test("under a template build: the error names the snapshot and says there is no space", async () => {
+  test("under a template build: the error names the guest memory file and says there is no space", async () => {
     const rt = runtimeOnTmpfs(2, false);
     await expectFailure(
       rt,
       ["create", "--bundle", makeBundle({ args: ["true"] }), "fulltemplate"],
-      /building the VM template: no space left on device for the snapshot .*\/\.templates\/[0-9a-f]+\.build\/snapshot/,
+      /building the VM template: no space left on device for the guest memory .*\/\.templates\/[0-9a-f]+\.build\/memory \(256 MiB needed, [01] MiB free\)/,
       { CC_OCI_TEMPLATE: "1" },
     );
     expect(readdirSync(join(rt.root, ".templates"))).toEqual([".lock"]);

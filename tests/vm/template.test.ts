@@ -112,7 +112,7 @@ describe("templating", () => {
     truncateSync(snap, 4096);
     const r = await rt.run(["run", "--bundle", bundle, "tr2"], { env });
     expect(r).toMatchObject({ code: 0, stdout: "after-truncation\n", stderr: "" });
-    expect(statSync(newestSnapshot()).size).toBeGreaterThan(1024 * 1024);
+    expect(statSync(newestSnapshot()).size).toBeGreaterThan(4096);
   }, 240_000);
 
   test("a snapshot damaged in place (same size and time): the failed restore checks it, rebuilds it", async () => {
