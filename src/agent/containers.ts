@@ -10,6 +10,7 @@ import type { RequestOf, ResultOf } from "../protocol/messages.ts";
 import { crun, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
+import { watchOomKills } from "./oom.ts";
 import { type GuestProcess, wirePipes, wireTerminal } from "./stdio.ts";
 
 /** Where the host's share (9p tag "workload") is mounted: rootfs/ and mounts/N below it. */
@@ -84,6 +85,10 @@ export class Containers {
     c.init = proc;
     this.containers.set(req.id, c);
     this.watchExit(c, proc);
+    // Before the exit it may cause: the init killed by its cgroup's OOM killer exits 137.
+    watchOomKills(c.cgroup, () => {
+      void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
+    });
     return { pid: proc.pid };
   }
 

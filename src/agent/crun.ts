@@ -8,6 +8,13 @@ export const CRUN = "/usr/bin/crun";
 export type StdioSpec = "pipe" | "ignore" | number;
 
 /**
+ * crun and what it starts would inherit the agent's oom_score_adj of -1000 (never killed,
+ * not even by a container's memory cgroup), and crun applies a process's `oomScoreAdj` only
+ * when it is not 0: crun is started at the default 0 instead (busybox sh lowers it, execs).
+ */
+const OOM_DEFAULT = ["/bin/sh", "-c", 'echo 0 >/proc/self/oom_score_adj && exec "$0" "$@"'];
+
+/**
  * Starts `crun --log=file:LOG ARGS...`. crun's own messages go to LOG, never to the
  * container's stdio (create and exec hand those pipes to the process they start).
  */
@@ -17,7 +24,7 @@ export function spawnCrun(
   args: string[],
   stdio: [StdioSpec, StdioSpec, StdioSpec] = ["ignore", "ignore", "ignore"],
 ): Subprocess<StdioSpec, StdioSpec, StdioSpec> {
-  const proc = Bun.spawn([CRUN, `--log=file:${log}`, "--log-format=json", ...args], {
+  const proc = Bun.spawn([...OOM_DEFAULT, CRUN, `--log=file:${log}`, "--log-format=json", ...args], {
     stdio,
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   });

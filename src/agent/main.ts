@@ -3,7 +3,7 @@
  * Start-up does the least it can before answering the host (under TCG every line of
  * JavaScript run at start costs): find the port, answer hello, then do the rest lazily.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { Channel } from "../protocol/channel.ts";
 import { guestNicName } from "../protocol/guest-layout.ts";
 import { type Op, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
@@ -21,6 +21,13 @@ export async function runAgent(_argv: string[]): Promise<void> {
   process.env.PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
   const faults = new FaultReporter();
   faults.install();
+  // Never the OOM killer's choice (inherited by crun; containers get 0, guest-config.ts):
+  // the agent must answer when a container has used up the VM's memory.
+  try {
+    writeFileSync("/proc/self/oom_score_adj", "-1000");
+  } catch (err) {
+    faults.report("warning", `cannot protect the agent from the OOM killer: ${(err as Error).message}`);
+  }
   const reaper = new Reaper();
   reaper.start();
   const port = await findPort();

@@ -148,6 +148,7 @@ export async function create(
     const timeout = bootTimeoutMs(plan.accel.accel);
     const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
       vcpus: plan.vcpus,
+      memoryMiB: plan.memoryMiB,
       note: (msg) => ctx.logger.debug(`${id}: ${msg}`),
     });
     ctx.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);

@@ -32,7 +32,13 @@ export async function containerEvents(
   emit: (line: string) => void,
 ): Promise<number> {
   const every = parseDuration(interval);
-  assertCan("events", id, liveStatus(ctx.store.read(id)));
+  const first = ctx.store.read(id);
+  assertCan("events", id, liveStatus(first));
+  // OOM kills as the stand-in records them: one {"type":"oom"} record each (runc's shape).
+  let kills = first.oomKills ?? 0;
+  const oom = (s: { oomKills?: number } | undefined) => {
+    for (; s && kills < (s.oomKills ?? 0); kills++) emit(JSON.stringify({ type: "oom", id }));
+  };
   for (;;) {
     const data = await containerStats(ctx, id);
     emit(JSON.stringify({ type: "stats", id, data }));
@@ -40,6 +46,7 @@ export async function containerEvents(
     const until = Date.now() + every;
     while (Date.now() < until) {
       const s = ctx.store.tryRead(id);
+      oom(s);
       if (!s || liveStatus(s) === "stopped") return 0;
       await Bun.sleep(Math.min(200, until - Date.now()));
     }

@@ -16,6 +16,7 @@ import { assertCan } from "../state/transitions.ts";
 import { readFileNamed, writeFileNamed } from "../sys/files.ts";
 import type { RuntimeContext } from "./context.ts";
 import { checkPidFileDir, refusePreservedFds, writePidFile } from "./create.ts";
+import { processOomScoreAdj } from "./guest-config.ts";
 import { liveStatus } from "./query.ts";
 import { savedConfig } from "./saved-config.ts";
 import { startStandin } from "./spawn-standin.ts";
@@ -117,6 +118,7 @@ async function execInner(
   assertCan("exec", id, liveStatus(s));
   const oci = savedConfig(ctx.store, id);
   const proc = execProcessSpec(oci, command, flags);
+  (proc as Record<string, unknown>).oomScoreAdj = processOomScoreAdj(proc.oomScoreAdj);
   let terminal: ExecLaunch["terminal"];
   if (proc.terminal) {
     const console = flags.consoleSocket ? undefined : callerTerminal();

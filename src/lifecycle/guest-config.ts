@@ -56,6 +56,8 @@ export function checkHostPaths(oci: OciConfig, rootfs: string, configFile: strin
 /** What the guest config depends on besides the bundle: the VM's size, and where notes go. */
 export interface GuestContext {
   vcpus: number;
+  /** The VM's memory, MiB: the container's memory bound is below it (GUEST_RESERVE_MIB). */
+  memoryMiB: number;
   /** A decision worth a debug line (a field ignored, and why). */
   note: (msg: string) => void;
 }
@@ -81,8 +83,8 @@ export function cpusetCpus(list: string): number[] | undefined {
  * not have), until VMs are sized from the container's limits.
  */
 function guestResources(resources: Record<string, unknown> | undefined, ctx: GuestContext) {
-  if (!resources) return undefined;
-  const r = structuredClone(resources);
+  const r = structuredClone(resources ?? {});
+  r.memory = boundMemory(r.memory as Record<string, unknown> | undefined, ctx);
   const memory = r.memory as Record<string, unknown> | undefined;
   for (const field of ["kernel", "kernelTCP"] as const) {
     if (memory && memory[field] !== undefined) {
@@ -102,6 +104,43 @@ function guestResources(resources: Record<string, unknown> | undefined, ctx: Gue
       );
   }
   return r;
+}
+
+/**
+ * What the guest keeps for itself out of the VM's memory: its kernel (page tables, slab,
+ * the page cache the agent and crun run from) and the agent. Measured in a 256 MiB guest
+ * (README "Memory of a VM"): MemTotal 206 MiB (the kernel keeps 50), 48 MiB of it in use
+ * with a container idle (agent, slab, the agent's page cache); 30 MiB more for margin.
+ */
+export const GUEST_RESERVE_MIB = 128;
+const MIB = 1024 * 1024;
+
+/**
+ * The container's memory limit in the guest is always below the VM's memory: its own limit
+ * when smaller, else the VM's memory minus the reserve. So a container that fills its memory
+ * is OOM-killed inside its cgroup, never by a guest-wide OOM that leaves the agent starving.
+ */
+function boundMemory(memory: Record<string, unknown> | undefined, ctx: GuestContext) {
+  const bound = Math.max(32, ctx.memoryMiB - GUEST_RESERVE_MIB) * MIB;
+  const m = { ...(memory ?? {}) };
+  const limit = typeof m.limit === "number" && m.limit > 0 ? m.limit : undefined;
+  if (limit === undefined || limit > bound) {
+    if (limit !== undefined)
+      ctx.note(
+        `linux.resources.memory.limit ${limit} is more than the VM can give: ${bound} (VM ${ctx.memoryMiB} MiB)`,
+      );
+    m.limit = bound;
+  }
+  return m;
+}
+
+/**
+ * The agent (and crun, its child) run at oom_score_adj -1000: never the OOM killer's choice.
+ * A container's process would inherit that, and a memory cgroup's OOM killer spares it too,
+ * so a process that does not say is given the default, 0, as it would have on a host.
+ */
+export function processOomScoreAdj(given: unknown): number {
+  return typeof given === "number" ? given : 0;
 }
 
 export function guestConfig(
@@ -139,13 +178,13 @@ export function guestConfig(
       delete proc[field];
     }
   }
+  if (proc) proc.oomScoreAdj = processOomScoreAdj(proc.oomScoreAdj);
   const linux = { ...(oci.linux ?? {}) } as Record<string, unknown>;
   if (linux.mountLabel !== undefined) {
     ctx.note("linux.mountLabel not applied: the guest kernel runs no LSM");
     delete linux.mountLabel;
   }
-  const resources = guestResources(linux.resources as Record<string, unknown> | undefined, ctx);
-  if (resources) linux.resources = resources;
+  linux.resources = guestResources(linux.resources as Record<string, unknown> | undefined, ctx);
   if (Array.isArray(linux.namespaces)) {
     // No network namespace in the guest: the container shares the guest's, where its NICs
     // are (standin/network.ts); the VM is what isolates it.

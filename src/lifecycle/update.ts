@@ -9,6 +9,7 @@ import { validate } from "../config/validate.ts";
 import { RuntimeError } from "../errors.ts";
 import { assertCan } from "../state/transitions.ts";
 import type { RuntimeContext } from "./context.ts";
+import { GUEST_RESERVE_MIB } from "./guest-config.ts";
 import { liveStatus } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
 
@@ -87,11 +88,13 @@ export async function updateContainer(ctx: RuntimeContext, id: string, flags: Up
   const r = resourcesFrom(flags);
   if (Object.keys(r).length === 0)
     throw new RuntimeError("update: nothing to change (give --resources or a limit flag)");
-  const vmBytes = (s.vm?.memoryMiB ?? 0) * 1024 * 1024;
+  // What the container may have of its VM: the guest keeps its reserve (guest-config.ts).
+  const vmMiB = s.vm?.memoryMiB ?? 0;
+  const bound = Math.max(32, vmMiB - GUEST_RESERVE_MIB) * 1024 * 1024;
   const limit = r.memory?.limit;
-  if (vmBytes && limit !== undefined && limit > vmBytes) {
+  if (vmMiB && limit !== undefined && limit > bound) {
     throw new RuntimeError(
-      `memory limit ${limit} exceeds the VM's memory (${s.vm?.memoryMiB} MiB); the VM is not resized`,
+      `memory limit ${limit} exceeds the VM's memory (${vmMiB} MiB, of which ${GUEST_RESERVE_MIB} MiB the guest keeps); the VM is not resized`,
     );
   }
   await callStandin(ctx.store.dir(id), id, "update", { id, resources: r });

@@ -213,6 +213,14 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     onWorkloadEvent = (ev) => {
       if (theHub?.routeEvent(ev)) return;
       if (ev.event === "exit" && ev.id === spec.id) void finish(ev.status);
+      if (ev.event === "oom" && ev.id === spec.id) {
+        log.warn(`${spec.id}: out of memory: the OOM killer of the container's cgroup killed a process`);
+        try {
+          store.update(spec.id, (s) => ({ ...s, oomKills: (s.oomKills ?? 0) + 1 }));
+        } catch (err) {
+          log.error(`${spec.id}: cannot record the OOM kill: ${errorMessage(err)}`);
+        }
+      }
     };
     // The VM went away without reporting an exit (killed, crashed): the workload was killed.
     void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));

@@ -44,6 +44,8 @@ export const StoredState = z.object({
   standin: HostProcess.optional(),
   vm: VmInfo.optional(),
   exitStatus: z.number().int().optional(),
+  /** Processes of the container its memory cgroup's OOM killer killed (the stand-in counts). */
+  oomKills: z.number().int().optional(),
 });
 export type StoredState = z.infer<typeof StoredState>;
 

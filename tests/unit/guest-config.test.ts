@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { OciConfig } from "../../src/config/oci-schema.ts";
 import { vmSize } from "../../src/hypervisor/launcher.ts";
-import { cpusetCpus, guestConfig } from "../../src/lifecycle/guest-config.ts";
+import { cpusetCpus, GUEST_RESERVE_MIB, guestConfig } from "../../src/lifecycle/guest-config.ts";
 import { runCli, tempDir } from "../lib/cli.ts";
 
 function base(edit: (c: Record<string, unknown> & { linux: Record<string, unknown> }) => void = () => {}) {
@@ -20,7 +20,7 @@ function base(edit: (c: Record<string, unknown> & { linux: Record<string, unknow
 
 function run(oci: OciConfig, vcpus = 1) {
   const notes: string[] = [];
-  const out = guestConfig(oci, "c1", "/b/rootfs", { vcpus, note: (m) => notes.push(m) });
+  const out = guestConfig(oci, "c1", "/b/rootfs", { vcpus, memoryMiB: 256, note: (m) => notes.push(m) });
   return { ...out, notes, linux: out.config.linux as Record<string, unknown> };
 }
 
@@ -35,7 +35,7 @@ describe("guest config", () => {
   });
 
   test("a cpuset within the VM is kept; one naming a CPU the VM lacks is an error naming the field", () => {
-    expect(run(base((c) => (c.linux.resources = { cpu: { cpus: "0" } }))).linux.resources).toEqual({
+    expect(run(base((c) => (c.linux.resources = { cpu: { cpus: "0" } }))).linux.resources).toMatchObject({
       cpu: { cpus: "0" },
     });
     expect(() => run(base((c) => (c.linux.resources = { cpu: { cpus: "0-3" } })))).toThrow(
@@ -87,6 +87,34 @@ describe("guest config", () => {
       { destination: "/b", type: "bind", source: `${join(dir, "vol")}/.`, options: ["rbind"] },
     ];
     expect(run(oci).shares.map((s) => s.target)).toEqual(["rootfs", "mounts/0/vol", "mounts/1/vol"]);
+  });
+});
+
+describe("memory and the OOM killer in the guest", () => {
+  const MIB = 1024 * 1024;
+  test("no limit: the container's cgroup is bounded at the VM's memory minus the guest's reserve", () => {
+    const g = run(base());
+    expect((g.linux.resources as { memory: { limit: number } }).memory.limit).toBe(
+      (256 - GUEST_RESERVE_MIB) * MIB,
+    );
+  });
+  test("a smaller limit is kept; a larger one is bounded, with a note", () => {
+    const small = base();
+    (small.linux as Record<string, unknown>).resources = { memory: { limit: 64 * MIB } };
+    expect((run(small).linux.resources as { memory: { limit: number } }).memory.limit).toBe(64 * MIB);
+    const big = base();
+    (big.linux as Record<string, unknown>).resources = { memory: { limit: 2048 * MIB } };
+    const g = run(big);
+    expect((g.linux.resources as { memory: { limit: number } }).memory.limit).toBe(
+      (256 - GUEST_RESERVE_MIB) * MIB,
+    );
+    expect(g.notes.join("\n")).toMatch(/memory.limit 2147483648 is more than the VM can give/);
+  });
+  test("a process that gives no oomScoreAdj gets 0 (not the agent's -1000); one given is kept", () => {
+    expect((run(base()).config.process as { oomScoreAdj: number }).oomScoreAdj).toBe(0);
+    const given = base();
+    (given.process as Record<string, unknown>).oomScoreAdj = 500;
+    expect((run(given).config.process as { oomScoreAdj: number }).oomScoreAdj).toBe(500);
   });
 });
 

@@ -150,6 +150,10 @@ describe("update, events, list --all", () => {
     const big = await rt.run(["update", "--memory", String(8 * 1024 ** 3), ID]);
     expect(big.code).toBe(1);
     expect(big.stderr).toContain("exceeds the VM's memory");
+    // Within the VM's 256 MiB, but into what the guest keeps for itself.
+    const reserve = await rt.run(["update", "--memory", String(200 * 1024 ** 2), ID]);
+    expect(reserve.code).toBe(1);
+    expect(reserve.stderr).toMatch(/exceeds the VM's memory \(256 MiB, of which 128 MiB the guest keeps\)/);
   }, 120_000);
 
   test("events --stats prints one runc-style stats record", async () => {
