@@ -92,7 +92,8 @@ export async function updateContainer(ctx: RuntimeContext, id: string, flags: Up
   const vmMiB = s.vm?.memoryMiB ?? 0;
   const bound = Math.max(32, vmMiB - GUEST_RESERVE_MIB) * 1024 * 1024;
   const limit = r.memory?.limit;
-  if (vmMiB && limit !== undefined && limit > bound) {
+  // (-1 or 0 would be "no limit": the whole VM, the guest's reserve included)
+  if (vmMiB && limit !== undefined && (limit > bound || limit <= 0)) {
     throw new RuntimeError(
       `memory limit ${limit} exceeds the VM's memory (${vmMiB} MiB, of which ${GUEST_RESERVE_MIB} MiB the guest keeps); the VM is not resized`,
     );

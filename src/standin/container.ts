@@ -36,6 +36,8 @@ const POWEROFF_GRACE_MS = 3_000;
 /** How long output may take to drain after the exit event (the guest already sent EOF). */
 const DRAIN_MS = 5_000;
 const HELLO_INTERVAL_MS = 250;
+/** How long a QEMU killed in teardown gets to be gone. */
+const QEMU_EXIT_WAIT_MS = 3_000;
 const SIGKILL_STATUS = 128 + 9;
 const SIGWINCH = 28;
 
@@ -53,6 +55,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
   let onWorkloadEvent: (ev: EventEnvelope) => void = () => {};
+  /** The name servers the guest relays DNS for (dns-relay.ts). */
+  let relayed: string[] = [];
   const network = new ContainerNetwork(log, spec.id, spec.nics, (names) =>
     recordJoined(dir, spec.network.kind === "path" ? spec.network.path : undefined, names),
   );
@@ -73,6 +77,11 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       log.error(`${spec.id}: ${errorMessage(err)}`);
     }
   };
+
+  // Killed in teardown: gone (its taps with it, as its fds close) before this stand-in says
+  // it is done, so that nothing of the VM outlives the call that waits for the stand-in.
+  const qemuGone = () =>
+    qemu ? Promise.race([qemu.exited, Bun.sleep(QEMU_EXIT_WAIT_MS)]).then(() => {}) : Promise.resolve();
 
   // The create process is the writer of the state until it records `created` as its last
   // act. If it goes away before that (killed), nobody will ever start or delete this VM
@@ -132,10 +141,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       throw bootError("the hypervisor did not open the agent socket");
     }
     agent = new Channel(socketTransport(sock));
-    // The one request the agent makes: a DNS query for the container's namespace.
+    // The one request the agent makes: a DNS query for the container's namespace, to one of
+    // the name servers this stand-in handed it (the guest picks no address of its own here).
     agent.onRequest = async (op, args) => {
       if (op !== "dns") throw new Error(`unexpected request ${op}`);
       const { server, query } = args as RequestOf<"dns">;
+      if (!relayed.includes(server))
+        throw new Error(`dns relay: ${server} is not a name server of this container`);
       return { answer: (await askDns(server, Buffer.from(query, "base64"))).toString("base64") };
     };
     // From the first message on: the agent may report a fault while it creates the container.
@@ -165,9 +177,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       : async () => {};
     theHub = new Hub(agent);
     serveStateChanges(theHub, agent, store, spec.id);
-    theHub.local.connectNetwork = async () => ({
-      interfaces: await network.connect(a, loopbackNameServers(shared, spec.guestConfig)),
-    });
+    theHub.local.connectNetwork = async () => {
+      relayed = loopbackNameServers(shared, spec.guestConfig);
+      return { interfaces: await network.connect(a, relayed) };
+    };
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
       const req = args as { signal?: number; execId?: string };
@@ -207,6 +220,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       const until = Date.now() + (synced ? 0 : POWEROFF_GRACE_MS);
       while (alive() && Date.now() < until) await Bun.sleep(20);
       teardown();
+      await qemuGone();
       log.debug(`${spec.id}: workload exited with status ${status}`);
       reportExit(status);
     };
@@ -231,6 +245,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     const msg = errorMessage(err);
     log.error(`${spec.id}: ${msg}`);
     teardown();
+    await qemuGone();
     reportReady({ ok: false, error: msg });
     return 1;
   }

@@ -9,7 +9,7 @@
  * veth (Docker holds it and removes the veth when the container stops).
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../sys/files.ts";
 import { joinNamespace } from "../sys/namespaces.ts";
@@ -58,6 +58,8 @@ export function cleanLeftJoins(stateDir: string): string | undefined {
 export function netcleanRole(argv: string[]): number {
   const [path, ...interfaces] = argv;
   if (!path) return 2;
+  // A namespace that is gone (the manager removed it) took the redirects with it.
+  if (!existsSync(path)) return 0;
   try {
     joinNamespace(path, "network");
     for (const name of interfaces) {

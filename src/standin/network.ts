@@ -188,11 +188,14 @@ export class ContainerNetwork {
         for await (const _ of events) {
           clearTimeout(this.rescan);
           this.rescan = setTimeout(() => {
-            this.scanning = this.scanning.then(() =>
-              this.apply(agent, scanInterfaces(), []).catch((err) =>
-                this.log.error(`${this.id}: network change: ${(err as Error).message}`),
-              ),
-            );
+            // (inside the async step: a scan that throws must not break the chain)
+            this.scanning = this.scanning.then(async () => {
+              try {
+                await this.apply(agent, scanInterfaces(), []);
+              } catch (err) {
+                this.log.error(`${this.id}: network change: ${(err as Error).message}`);
+              }
+            });
           }, SETTLE_MS);
         }
       } catch {
