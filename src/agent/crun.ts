@@ -24,7 +24,9 @@ export function spawnCrun(
   args: string[],
   stdio: [StdioSpec, StdioSpec, StdioSpec] = ["ignore", "ignore", "ignore"],
 ): Subprocess<StdioSpec, StdioSpec, StdioSpec> {
-  const proc = Bun.spawn([...OOM_DEFAULT, CRUN, `--log=file:${log}`, "--log-format=json", ...args], {
+  // Only create and exec start processes; the other calls need no extra exec of sh.
+  const wrap = args[0] === "create" || args[0] === "exec" ? OOM_DEFAULT : [];
+  const proc = Bun.spawn([...wrap, CRUN, `--log=file:${log}`, "--log-format=json", ...args], {
     stdio,
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   });

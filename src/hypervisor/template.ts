@@ -191,7 +191,7 @@ function readMeta(dir: string): Meta | undefined {
   }
 }
 
-function snapshotSha256(file: string): string {
+function fileSha256(file: string): string {
   const h = createHash("sha256");
   const fd = openSync(file, "r");
   try {
@@ -205,7 +205,7 @@ function snapshotSha256(file: string): string {
 
 function fileMeta(file: string): FileMeta {
   const st = statSync(file);
-  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: snapshotSha256(file) };
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: fileSha256(file) };
 }
 
 /** Size, time and inode as recorded (the cheap check before every use). */
@@ -279,8 +279,8 @@ export function snapshotDamaged(snapshot: string): boolean {
   try {
     return (
       !meta?.memory ||
-      snapshotSha256(snapshot) !== meta.snapshot.sha256 ||
-      snapshotSha256(join(dir, MEMORY)) !== meta.memory.sha256
+      fileSha256(snapshot) !== meta.snapshot.sha256 ||
+      fileSha256(join(dir, MEMORY)) !== meta.memory.sha256
     );
   } catch {
     return true;

@@ -17,12 +17,20 @@
 import { ptr } from "bun:ffi";
 import { closeSync, lstatSync, openSync, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { EAGAIN, EINTR, libc, O_CLOEXEC, O_DIRECTORY, O_PATH, sysError } from "./libc.ts";
+import {
+  EAGAIN,
+  EINTR,
+  libc,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_PATH,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  sysError,
+} from "./libc.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;

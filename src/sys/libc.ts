@@ -142,6 +142,9 @@ export const O_NOCTTY = 0o400;
 export const O_NONBLOCK = 0o4000;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+/** socket(2) type flags: the same bits as O_NONBLOCK and O_CLOEXEC. */
+export const SOCK_NONBLOCK = O_NONBLOCK;
+export const SOCK_CLOEXEC = O_CLOEXEC;
 export const O_PATH = 0o10000000;
 export const F_GETFL = 3;
 export const F_SETFL = 4;

@@ -26,11 +26,10 @@
  * dump while recv() runs, so every recv here is non-blocking: nothing waits, and a reply
  * that is not there is an error instead of a hang.
  */
-import { EAGAIN, EINTR, libc, SysError, sysError } from "./libc.ts";
+import { EAGAIN, EINTR, libc, SOCK_CLOEXEC, SOCK_NONBLOCK, SysError, sysError } from "./libc.ts";
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
 const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
@@ -280,7 +279,6 @@ export function withNetlink<T>(fn: (nl: Netlink) => T, nl?: Netlink): T {
 export const RTMGRP_LINK = 0x1;
 export const RTMGRP_IPV4_IFADDR = 0x10;
 export const RTMGRP_IPV6_IFADDR = 0x100;
-const SOCK_NONBLOCK = 0o4000;
 
 /**
  * A NETLINK_ROUTE socket that receives the changes of `groups` (an RTMGRP_* mask) in this
