@@ -10,7 +10,7 @@ import type { RequestOf, ResultOf } from "../protocol/messages.ts";
 import { crun, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
-import { watchOomKills } from "./oom.ts";
+import { type OomWatch, watchOomKills } from "./oom.ts";
 import { type GuestProcess, wirePipes, wireTerminal } from "./stdio.ts";
 
 /** Where the host's share (9p tag "workload") is mounted: rootfs/ and mounts/N below it. */
@@ -27,6 +27,7 @@ interface Container {
   log: string;
   cgroup: string;
   init?: GuestProcess;
+  oom?: OomWatch;
   execs: Map<string, GuestProcess>;
 }
 
@@ -84,11 +85,11 @@ export class Containers {
     );
     c.init = proc;
     this.containers.set(req.id, c);
-    this.watchExit(c, proc);
     // Before the exit it may cause: the init killed by its cgroup's OOM killer exits 137.
-    watchOomKills(c.cgroup, () => {
+    c.oom = watchOomKills(c.cgroup, () => {
       void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
     });
+    this.watchExit(c, proc);
     return { pid: proc.pid };
   }
 
@@ -198,6 +199,8 @@ export class Containers {
     this.reaper.watch(p.pid, async (status) => {
       await Promise.race([p.drained, Bun.sleep(DRAIN_AFTER_EXIT_MS)]);
       if (p.execId) c.execs.delete(p.execId);
+      // An OOM kill that ended the init is sent first (the channel keeps the order).
+      else c.oom?.flush();
       await this.channel
         .sendEvent({ t: "event", event: "exit", id: c.id, execId: p.execId, status })
         .catch(() => {});

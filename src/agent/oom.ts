@@ -5,8 +5,18 @@
 import { readFileSync, watch } from "node:fs";
 import { join } from "node:path";
 
-/** Calls onKill for each OOM kill in `cgroup` from now on; returns the stop. */
-export function watchOomKills(cgroup: string, onKill: () => void): () => void {
+export interface OomWatch {
+  /**
+   * Reports the kills counted so far and not yet reported. The init's exit calls it before
+   * it is sent: a kill that caused the exit is reported before it, whichever of the
+   * inotify event and the reaper comes first.
+   */
+  flush(): void;
+  stop(): void;
+}
+
+/** Calls onKill for each OOM kill in `cgroup` from now on. */
+export function watchOomKills(cgroup: string, onKill: () => void): OomWatch {
   const file = join(cgroup, "memory.events");
   const count = (): number | undefined => {
     try {
@@ -16,12 +26,13 @@ export function watchOomKills(cgroup: string, onKill: () => void): () => void {
     }
   };
   let seen = count();
-  if (seen === undefined) return () => {};
-  const watcher = watch(file, () => {
+  if (seen === undefined) return { flush() {}, stop() {} };
+  const flush = () => {
     const now = count();
     if (now === undefined || seen === undefined) return;
     for (; seen < now; seen++) onKill();
-  });
+  };
+  const watcher = watch(file, flush);
   watcher.on("error", () => {});
-  return () => watcher.close();
+  return { flush, stop: () => watcher.close() };
 }

@@ -1,5 +1,6 @@
 /** Driving the built runtime (bin/cc-oci-runtime) in VM tests. */
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
@@ -9,6 +10,7 @@ export const HOST_BOOT_ID = readFileSync("/proc/sys/kernel/random/boot_id", "utf
 
 /** Every test root made by this test process, so that the last test file can remove them. */
 const allRoots: Runtime[] = [];
+const OWNER_FILE = ".test-owner";
 
 export interface RtOptions {
   stdin?: string | Uint8Array;
@@ -40,6 +42,8 @@ export class Runtime {
 
   constructor(opts: RootOptions = {}) {
     this.root = opts.root ?? tempDir("cc-oci-root-");
+    // Marks a root this test process made, so the last test can find any left (ownedRoots).
+    if (!opts.root) writeFileSync(join(this.root, OWNER_FILE), String(process.pid));
     this.log = opts.log ?? join(this.root, "log.json");
     this.outputDir = opts.outputDir ?? dirname(this.log);
     this.rootArg = opts.rootArg ?? this.root;
@@ -141,6 +145,23 @@ export function standinProcesses(under?: string): number[] {
       }
     })
     .map(Number);
+}
+
+/**
+ * Test roots this test process made that are still there. Each test file has its own module
+ * instance (and so its own allRoots): the temporary directory is what they all share.
+ */
+export function ownedRoots(pid = process.pid): string[] {
+  return readdirSync(tmpdir())
+    .filter((n) => n.startsWith("cc-oci-root-"))
+    .map((n) => join(tmpdir(), n))
+    .filter((dir) => {
+      try {
+        return readFileSync(join(dir, OWNER_FILE), "utf8") === String(pid);
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** Removes every root of this process's tests; returns those that could not be removed. */

@@ -11,7 +11,7 @@ import { Runtime } from "../lib/runtime.ts";
 const rt = new Runtime();
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 test("cgroup controllers that cannot be enabled: a warning in the log, crun's own error, no panic", async () => {

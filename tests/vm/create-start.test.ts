@@ -14,7 +14,7 @@ import { Runtime } from "../lib/runtime.ts";
 const rt = new Runtime();
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 /** Starts `run` in the background and reads its stdout as it comes. */

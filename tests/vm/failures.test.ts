@@ -12,7 +12,7 @@ import { qemuProcesses, Runtime } from "../lib/runtime.ts";
 const rt = new Runtime();
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 function editJson(file: string, edit: (j: Record<string, unknown>) => void): void {

@@ -59,7 +59,7 @@ async function runToSlowReader(args: string[], name: string): Promise<{ code: st
 }
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 describe("stdio and control on one connection", () => {

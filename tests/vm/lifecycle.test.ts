@@ -86,7 +86,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Nothing may outlive the suite: no state directory, no QEMU.
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 describe("run", () => {

@@ -29,7 +29,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 const size = () => statSync(out).size;
@@ -153,7 +153,7 @@ describe("update, events, list --all", () => {
     // Within the VM's 256 MiB, but into what the guest keeps for itself.
     const reserve = await rt.run(["update", "--memory", String(200 * 1024 ** 2), ID]);
     expect(reserve.code).toBe(1);
-    expect(reserve.stderr).toMatch(/exceeds the VM's memory \(256 MiB, of which 128 MiB the guest keeps\)/);
+    expect(reserve.stderr).toMatch(/exceeds the VM's memory \(256 MiB, of which 160 MiB the guest keeps\)/);
   }, 120_000);
 
   test("events --stats prints one runc-style stats record", async () => {

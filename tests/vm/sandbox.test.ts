@@ -14,7 +14,7 @@ import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
 const rt = new Runtime();
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 /** The container's QEMU: its arguments and the fields of its /proc/PID/status. */

@@ -14,7 +14,7 @@ import { qemuProcesses, Runtime } from "../lib/runtime.ts";
 const rt = new Runtime();
 
 afterAll(async () => {
-  for (const id of rt.leftovers()) await rt.run(["delete", "--force", id]);
+  await rt.dispose();
 });
 
 /** Runs `argv | head -c 100` in bash: what head read, the runtime's status and its stderr. */

@@ -5,7 +5,7 @@
  * theirs side by side; a truncated or damaged snapshot is rebuilt, and so is one the
  * hypervisor fails to load; another hypervisor binary is another template (safety issue, item 5).
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import {
   appendFileSync,
   closeSync,
@@ -27,6 +27,10 @@ import { HOST_BOOT_ID, Runtime } from "../lib/runtime.ts";
 
 const rt = new Runtime();
 const env = { CC_OCI_TEMPLATE: "1" };
+
+afterAll(async () => {
+  await rt.dispose();
+});
 const probe = [
   "sh",
   "-c",
