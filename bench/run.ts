@@ -4,11 +4,12 @@
  *
  * Sections (bench/lib/<section>.ts says how each is measured):
  *  - start:   `run` of `true`, end to end; `create` to the workload's first output; the bare
- *             QEMU floor (same kernel, machine, accelerator; tiny initramfs);
+ *             QEMU floors (same kernel, machine, accelerator; tiny initramfs): a boot, and a
+ *             restore of a clone from a shared-memory snapshot;
  *  - cli:     `state`, `list`, `kill` latency;
  *  - network: TCP throughput, HTTP round trip, what networking adds to `create` (runc and
  *             cc-oci-runtime: crun runs in a mount namespace of its own here);
- *  - memory:  host PSS per idle container, 1 and 10 at once;
+ *  - memory:  host PSS per idle container, 1 and 10 at once (and per bare clone: the floor);
  *  - density: idle containers before start latency doubles (bounded).
  * Every figure is min / median / max over N rounds; every ratio is computed round by round
  * from figures measured in the same round (absolute times drift on these machines, ratios
@@ -88,7 +89,8 @@ class Suite {
           `crun figures include nsenter into its mount namespace: +${ov.toFixed(2)} ms a call`,
         );
     }
-    if (o.runtimes.includes("floor") && o.only.includes("start")) this.floor = new Floor(bundles.tru);
+    if (o.runtimes.includes("floor") && (o.only.includes("start") || o.only.includes("memory")))
+      this.floor = new Floor(bundles.tru);
     return bundles;
   }
 
@@ -131,7 +133,9 @@ class Suite {
         all.filter((c) => c.key !== "crun"),
       ),
     );
-    await this.section("memory", () => memorySection({ ...ctx, runs: o.memRuns }, all, o.memContainers));
+    await this.section("memory", () =>
+      memorySection({ ...ctx, runs: o.memRuns }, all, o.memContainers, this.floor),
+    );
     const vms = all.filter((c): c is CcContender => c instanceof CcContender);
     await this.section("density", () =>
       densitySection(ctx, vms, { max: o.maxDensity, budgetS: o.densityBudgetS }),

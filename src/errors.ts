@@ -34,3 +34,6 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n")[0] ?? String(err);
   return String(err);
 }
+
+/** exec's exit status for its own failures (runc's 255), apart from the process's status. */
+export const EXEC_FAILED = 255;

@@ -18,22 +18,27 @@ import { processesUnder } from "./proc.ts";
 
 export type ContenderKey = "cc" | "cc-template" | "runc" | "crun";
 
-export const NAMES: Record<ContenderKey | "floor", string> = {
+/** The two floors: a bare QEMU boot, and a bare QEMU restore from a shared-memory snapshot. */
+export type FloorKey = "floor" | "restore";
+
+export const NAMES: Record<ContenderKey | FloorKey, string> = {
   cc: "cc-oci-runtime",
   "cc-template": "cc-oci-runtime (template)",
   runc: "runc",
   crun: "crun",
   floor: "bare QEMU boot (floor)",
+  restore: "bare QEMU restore (floor)",
 };
 
 /** The ratios the suite reports, numerator / denominator, in reading order. */
-export const RATIO_PAIRS: [ContenderKey | "floor", ContenderKey | "floor"][] = [
+export const RATIO_PAIRS: [ContenderKey | FloorKey, ContenderKey | FloorKey][] = [
   ["cc", "runc"],
   ["cc", "crun"],
   ["cc", "floor"],
   ["cc-template", "cc"],
   ["cc-template", "runc"],
   ["cc-template", "floor"],
+  ["cc-template", "restore"],
 ];
 
 export interface CallResult {

@@ -5,8 +5,10 @@
  * short settle (during which the fleet's idle CPU is read from /proc/PID/stat) and one timed
  * `run true`; at >= 2x the baseline a second one must confirm it. The ramp stops there, at
  * --max-density containers, when MemAvailable would fall under a reserve, or when its time
- * budget is spent; then every container is deleted. The figure is the largest count at which
- * start latency was still under twice the baseline ("≥ N" when it never doubled).
+ * budget is spent; then the fleet's idle CPU is read over 20 s, an `exec` goes into each
+ * container (the slowest is reported), and every container is deleted. The figure is the
+ * largest count at which start latency was still under twice the baseline ("≥ N" when it
+ * never doubled).
  */
 import { procStat } from "../../src/sys/proc.ts";
 import { CLK_TCK, now } from "./clock.ts";
@@ -19,6 +21,8 @@ import { median } from "./stats.ts";
 const S = "density";
 const BASELINE_PROBES = 3;
 const SETTLE_MS = 2_000;
+/** How long the full fleet's idle CPU is read over. */
+const IDLE_WINDOW_MS = 20_000;
 /** MemAvailable kept free: no container is added below this plus one VM's worth. */
 const RESERVE_MIB = 2048;
 const VM_MIB = 512;
@@ -54,6 +58,7 @@ export async function densitySection(ctx: Ctx, variants: CcContender[], opts: De
     let stop = "";
     let doubledAt: number | undefined;
     let probes = 0;
+    const idleIds: string[] = [];
     const probe = async () => {
       const id = `d-probe-${probes++}`;
       c.created.add(id);
@@ -99,11 +104,30 @@ export async function densitySection(ctx: Ctx, variants: CcContender[], opts: De
           step.ratio = Math.min(ms, step.confirmMs) / baseline;
         }
         steps.push(step);
+        idleIds.push(id);
         if (step.ratio >= 2) {
           doubledAt = k;
           stop = `start latency doubled with ${k} idle`;
           break;
         }
+      }
+      // The fleet at its largest: its idle CPU over a longer window, then an exec into each.
+      if (idleIds.length && !ctx.stopped()) {
+        const t = cpuTicks(pids);
+        const w = now();
+        await Bun.sleep(IDLE_WINDOW_MS);
+        const pct = ((cpuTicks(pids) - t) / CLK_TCK / ((now() - w) / 1000)) * 100;
+        const n = idleIds.length;
+        res.add(S, `density.cpu.${c.key}`, `idle CPU per VM, ${n} idle: ${c.name}`, "%", 1, pct / n);
+        let slowest = 0;
+        let failed = 0;
+        for (const id of idleIds) {
+          const r = await c.call(["exec", id, "true"]);
+          slowest = Math.max(slowest, r.ms);
+          if (r.code !== 0) failed++;
+        }
+        res.add(S, `density.exec.${c.key}`, `slowest exec of ${n} idle: ${c.name}`, "ms", 1, slowest);
+        if (failed) res.notes.push(`density, ${c.name}: ${failed} of ${n} execs failed`);
       }
     } finally {
       ctx.log(`density: ${c.name}: deleting ${c.created.size} containers`);

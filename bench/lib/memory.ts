@@ -7,8 +7,9 @@
  * Each round, per contender: one container, settled and read; then N-1 more, created
  * PARALLEL at a time, settled and read; then all deleted.
  */
-import { CcContender, type Contender } from "./contenders.ts";
+import { CcContender, type Contender, NAMES } from "./contenders.ts";
 import { type Ctx, inBatches, PARALLEL, rotate } from "./context.ts";
+import type { Floor } from "./floor.ts";
 import { kib, memAvailableKiB, smapsRollup } from "./proc.ts";
 
 const S = "memory";
@@ -39,10 +40,16 @@ function read(c: Contender, fleet: Map<string, number>): Reading {
   return r;
 }
 
-export async function memorySection(ctx: Ctx, contenders: Contender[], count: number): Promise<void> {
+export async function memorySection(
+  ctx: Ctx,
+  contenders: Contender[],
+  count: number,
+  floor?: Floor,
+): Promise<void> {
   const res = ctx.results;
   const n = count;
   for (let round = 1; round <= ctx.runs && !ctx.stopped(); round++) {
+    if (floor) await cloneFloor(ctx, floor, round, n);
     for (const c of rotate(contenders, round)) {
       if (ctx.stopped()) break;
       ctx.log(`memory: round ${round}/${ctx.runs}, ${c.name}, 1 then ${n} containers`);
@@ -89,15 +96,17 @@ export async function memorySection(ctx: Ctx, contenders: Contender[], count: nu
     }
   }
   const has = (k: string) => contenders.some((c) => c.key === k);
-  const name = (k: string) => contenders.find((c) => c.key === k)?.name ?? k;
+  const name = (k: string) =>
+    contenders.find((c) => c.key === k)?.name ?? (k === "restore" ? NAMES.restore : k);
   for (const m of ["1", "n"]) {
     for (const [a, b] of [
       ["cc", "runc"],
       ["cc", "crun"],
       ["cc-template", "cc"],
       ["cc-template", "runc"],
+      ["cc-template", "restore"],
     ] as const) {
-      if (has(a) && has(b))
+      if (has(a) && (has(b) || (b === "restore" && floor)))
         res.ratio(
           S,
           `mem.${m}.${a}`,
@@ -120,4 +129,26 @@ export async function memorySection(ctx: Ctx, contenders: Contender[], count: nu
     const si = subs.findIndex((x) => x && rest.endsWith(x));
     return m * 1000 + ci * 10 + Math.max(0, si);
   });
+}
+
+/**
+ * The clone floor: bare QEMU clones of one shared-memory snapshot (floor.ts), 1 and then
+ * `n` at once, each answering on its console; their PSS per clone.
+ */
+async function cloneFloor(ctx: Ctx, floor: Floor, round: number, n: number): Promise<void> {
+  const res = ctx.results;
+  ctx.log(`memory: round ${round}/${ctx.runs}, ${NAMES.restore}, 1 then ${n} clones`);
+  await floor.prepareRestore();
+  const clones: Awaited<ReturnType<Floor["restoreClone"]>>[] = [];
+  const pss = () => clones.reduce((a, c) => a + kib(smapsRollup(c.child.pid).pssKiB), 0);
+  try {
+    clones.push(await floor.restoreClone());
+    await Bun.sleep(VM_SETTLE_MS);
+    res.add(S, "mem.1.restore", `1 at once: ${NAMES.restore}`, "MiB", round, pss());
+    while (clones.length < n) clones.push(await floor.restoreClone());
+    await Bun.sleep(VM_SETTLE_MS);
+    res.add(S, "mem.n.restore", `${n} at once, per clone: ${NAMES.restore}`, "MiB", round, pss() / n);
+  } finally {
+    for (const c of clones) await floor.stopClone(c);
+  }
 }

@@ -25,8 +25,8 @@ export const USAGE = `usage: bun run bench/run.ts [options]
   --runtimes LIST       compared: ${RUNTIMES.join(",")} (default all; floor = bare QEMU boot)
   --template MODE       cc-oci-runtime with CC_OCI_TEMPLATE=1 as well: auto (default: measured
                         in start, kept in the other sections if it changes start latency), on, off
-  --max-density N       bound of the density ramp (default 12 idle containers)
-  --density-budget S    time bound of one density ramp, seconds (default 300)
+  --max-density N       bound of the density ramp (default 50 idle containers)
+  --density-budget S    time bound of one density ramp, seconds (default 600)
   --mem-containers N    containers at once for the memory figure (default 10)
   --mem-runs N          rounds of the memory section (default 3: ~1 min of VM boots each,
                         and PSS varies by < 1 % from round to round)
@@ -53,8 +53,8 @@ export function parseOptions(argv: string[]): Options {
     only: [...SECTIONS],
     runtimes: [...RUNTIMES],
     template: "auto",
-    maxDensity: 12,
-    densityBudgetS: 300,
+    maxDensity: 50,
+    densityBudgetS: 600,
     memContainers: 10,
     memRuns: 0,
     cliCalls: 5,

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { summary } from "./stats.ts";
 
-export type Unit = "ms" | "MiB" | "MiB/s" | "count" | "x";
+export type Unit = "ms" | "MiB" | "MiB/s" | "count" | "x" | "%";
 
 export interface Sample {
   run: number;
@@ -38,6 +38,8 @@ export function fmtValue(v: number, unit: Unit): string {
       return `${v >= 10 ? v.toFixed(1) : v.toFixed(2)} MiB/s`;
     case "count":
       return v.toFixed(0);
+    case "%":
+      return `${v.toFixed(2)} %`;
     case "x":
       return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)}×`;
   }

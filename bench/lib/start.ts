@@ -4,14 +4,18 @@
  *  - `run` of `true`, spawn to exit (run deletes the container: for every runtime);
  *  - `create` of `echo` with stdout a pipe, then `start`: spawn of create to the workload's
  *    first output byte (also create's and start's own times);
- *  - the bare QEMU floor: spawn to the marker of its init.
+ *  - cc-oci-runtime: one more create + start, --debug, split into its phases (phases.ts);
+ *  - the bare QEMU floor: spawn to the marker of its init;
+ *  - the bare restore floor: spawn of a clone of a bare guest saved with its RAM in a shared
+ *    file (as the runtime's templates are) to the guest's echo of a line on its console.
  * A warm-up round (not counted) comes first: page cache, and the template that
  * CC_OCI_TEMPLATE=1 may build on its first use (its time is kept in the JSON).
  */
 import { now, withTimeout } from "./clock.ts";
-import { type Contender, NAMES, RATIO_PAIRS } from "./contenders.ts";
+import { CcContender, type Contender, NAMES, RATIO_PAIRS } from "./contenders.ts";
 import { type Ctx, ECHO_TEXT, rotate } from "./context.ts";
 import type { Floor } from "./floor.ts";
+import { measurePhases, PHASES } from "./phases.ts";
 import { median } from "./stats.ts";
 
 const S = "start";
@@ -85,6 +89,17 @@ export async function startSection(ctx: Ctx, contenders: Contender[], floor?: Fl
         if (round === 0) warmup.floor = f.markerMs;
         res.add(S, "start.floor.marker", `${NAMES.floor}: spawn -> init's marker`, "ms", round, f.markerMs);
         res.add(S, "start.floor.exit", `${NAMES.floor}: spawn -> QEMU exit`, "ms", round, f.exitMs);
+        await (floor as Floor).prepareRestore();
+        const clone = await (floor as Floor).restoreClone();
+        await (floor as Floor).stopClone(clone);
+        res.add(
+          S,
+          "start.restore.echo",
+          `${NAMES.restore}: spawn -> the guest's echo`,
+          "ms",
+          round,
+          clone.ms,
+        );
         continue;
       }
       const k = it.key;
@@ -98,10 +113,18 @@ export async function startSection(ctx: Ctx, contenders: Contender[], floor?: Fl
       res.add(S, `start.first.${k}`, `create -> first output: ${it.name}`, "ms", round, e.firstMs);
       res.add(S, `start.create.${k}`, `  create returns: ${it.name}`, "ms", round, e.createMs);
       res.add(S, `start.start.${k}`, `  start returns: ${it.name}`, "ms", round, e.startMs);
+      if (it instanceof CcContender) {
+        const phases = await measurePhases(it, ctx.bundles.tru, `s-phases-${round}`);
+        for (const [key, label] of PHASES) {
+          const ms = phases.get(key);
+          if (ms !== undefined)
+            res.add(S, `start.phase.${key}.${k}`, `  ${label}: ${it.name}`, "ms", round, ms);
+        }
+      }
     }
   }
   // The warm-up round measured the floor too: keep only rounds 1..N.
-  for (const key of ["start.floor.marker", "start.floor.exit"]) {
+  for (const key of ["start.floor.marker", "start.floor.exit", "start.restore.echo"]) {
     const row = res.rows.get(key);
     if (row) row.samples = row.samples.filter((s) => s.run > 0);
   }
@@ -109,13 +132,22 @@ export async function startSection(ctx: Ctx, contenders: Contender[], floor?: Fl
 
   for (const m of ["run", "first"] as const) {
     for (const [a, b] of RATIO_PAIRS) {
-      const key = (x: string) => (x === "floor" ? "start.floor.marker" : `start.${m}.${x}`);
-      const nm = (x: string) => (x === "floor" ? "QEMU floor" : NAMES[x as keyof typeof NAMES]);
+      const key = (x: string) =>
+        x === "floor" ? "start.floor.marker" : x === "restore" ? "start.restore.echo" : `start.${m}.${x}`;
+      const nm = (x: string) =>
+        x === "floor" ? "QEMU floor" : x === "restore" ? "restore floor" : NAMES[x as keyof typeof NAMES];
       res.ratio(S, key(a), key(b), `${nm(a)} / ${nm(b)}`);
     }
   }
   // Rows in reading order: the floor, then per figure its contenders and its ratios.
-  const prefixes = ["start.floor", "start.run.", "start.first.", "start.create.", "start.start."];
+  const prefixes = [
+    "start.floor",
+    "start.restore",
+    "start.run.",
+    "start.first.",
+    "start.create.",
+    "start.start.",
+  ];
   res.reorder(S, (r) => prefixes.findIndex((p) => r.key.startsWith(p)) * 2 + (r.of ? 1 : 0));
 
   const tpl = res.rows.get("start.run.cc-template/start.run.cc");

@@ -7,30 +7,41 @@ import { NAMES, RATIO_PAIRS } from "./contenders.ts";
 import { fmtValue, mdTable, type Results } from "./report.ts";
 import { summary } from "./stats.ts";
 
-const COLUMNS = ["cc", "cc-template", "runc", "crun", "floor"] as const;
+const COLUMNS = ["cc", "cc-template", "runc", "crun", "floor", "restore"] as const;
 type Col = (typeof COLUMNS)[number];
 
 /** Figure rows: label, and the key of each column's figure. */
 function figureRows(memN: number): [string, (c: Col) => string][] {
   return [
-    ["`run` of `true`, end to end", (c) => (c === "floor" ? "start.floor.marker" : `start.run.${c}`)],
-    [
-      "`create` to the workload's first output",
-      (c) => (c === "floor" ? "start.floor.marker" : `start.first.${c}`),
-    ],
+    ["`run` of `true`, end to end", (c) => startKey(c, "run")],
+    ["`create` to the workload's first output", (c) => startKey(c, "first")],
     ["`state`", (c) => `cli.state.${c}`],
     ["`list`", (c) => `cli.list.${c}`],
     ["`kill`", (c) => `cli.kill.${c}`],
     ["host PSS per idle container, 1 at once", (c) => `mem.1.${c}`],
     [`host PSS per idle container, ${memN} at once`, (c) => `mem.n.${c}`],
     ["idle containers before start latency doubles", (c) => `density.${c}`],
+    ["idle CPU per VM, the ramp's fleet", (c) => `density.cpu.${c}`],
+    ["slowest `exec` into the ramp's fleet", (c) => `density.exec.${c}`],
   ];
 }
 
 const PAIRS: [Col, Col][] = RATIO_PAIRS;
 
-const short = (c: Col) =>
-  c === "floor" ? "QEMU floor" : c === "cc-template" ? "template" : c === "cc" ? "cc-oci-runtime" : c;
+/** A floor's one start figure stands for both start rows. */
+function startKey(c: Col, m: "run" | "first"): string {
+  if (c === "floor") return "start.floor.marker";
+  if (c === "restore") return "start.restore.echo";
+  return `start.${m}.${c}`;
+}
+
+const SHORT: Partial<Record<Col, string>> = {
+  floor: "QEMU floor",
+  restore: "restore floor",
+  "cc-template": "template",
+  cc: "cc-oci-runtime",
+};
+const short = (c: Col) => SHORT[c] ?? c;
 
 export function summaryTables(res: Results, memN: number): string {
   const cell = (key: string) => {
@@ -44,7 +55,11 @@ export function summaryTables(res: Results, memN: number): string {
   const figs = rows
     .map(([label, k]) => [label, ...cols.map((c) => cell(k(c)) ?? "")])
     .filter((r) => r.slice(1).some(Boolean));
-  const head = ["median", ...cols.map((c) => (c === "floor" ? "bare QEMU boot to init" : NAMES[c]))];
+  const HEAD: Partial<Record<Col, string>> = {
+    floor: "bare QEMU boot to init",
+    restore: "bare QEMU restore (shared-memory clone)",
+  };
+  const head = ["median", ...cols.map((c) => HEAD[c] ?? NAMES[c])];
 
   const ratio = (key: string) => {
     const row = res.rows.get(key);

@@ -3,7 +3,7 @@
  * processes. Each handler is: check the request's target exists -> do it through crun ->
  * answer. Process output goes to the host on the stream ids the host chose.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Channel } from "../protocol/channel.ts";
 import type { RequestOf, ResultOf } from "../protocol/messages.ts";
@@ -27,6 +27,8 @@ interface Container {
   log: string;
   cgroup: string;
   init?: GuestProcess;
+  /** Reaped: its pid may be another process's now. */
+  initExited?: boolean;
   oom?: OomWatch;
   execs: Map<string, GuestProcess>;
 }
@@ -131,7 +133,10 @@ export class Containers {
       process.kill(p.pid, req.signal);
       return {};
     }
-    await crun(this.reaper, c.log, ["kill", ...(req.all ? ["--all"] : []), c.id, String(req.signal)]);
+    // Straight from here, as crun kill would do it, without starting crun (~100 ms under TCG).
+    if (req.all) signalCgroup(c.cgroup, req.signal);
+    else if (!c.init || c.initExited) throw new Error(`container "${c.id}" is not running`);
+    else process.kill(c.init.pid, req.signal);
     return {};
   }
 
@@ -197,6 +202,7 @@ export class Containers {
 
   private watchExit(c: Container, p: GuestProcess): void {
     this.reaper.watch(p.pid, async (status) => {
+      if (p === c.init) c.initExited = true;
       await Promise.race([p.drained, Bun.sleep(DRAIN_AFTER_EXIT_MS)]);
       if (p.execId) c.execs.delete(p.execId);
       // An OOM kill that ended the init is sent first (the channel keeps the order).
@@ -208,6 +214,32 @@ export class Containers {
   }
 }
 
+/**
+ * `kill --all`: every process of the container's cgroup and of the cgroups below it.
+ * SIGKILL through cgroup.kill, which also takes processes forked meanwhile.
+ */
+function signalCgroup(dir: string, signal: number): void {
+  if (signal === SIGKILL) {
+    try {
+      writeFileSync(join(dir, "cgroup.kill"), "1");
+      return;
+    } catch {
+      // A kernel without cgroup.kill: one process at a time.
+    }
+  }
+  for (const pid of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+    try {
+      process.kill(Number(pid), signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) signalCgroup(join(dir, entry.name), signal);
+  }
+}
+
+const SIGKILL = 9;
 const CLK_TCK = 100;
 
 function describeProcess(pid: number): { pid: number; user: string; time: string; cmd: string } {

@@ -11,8 +11,11 @@ const MS_NODEV = 4;
 const MS_NOEXEC = 8;
 const MS_RELATIME = 1 << 21;
 const RB_POWER_OFF = 0x4321fedc;
-/** A safety net only: SIGCHLD triggers a poll at once (an idle guest should stay idle). */
-const REAP_INTERVAL_MS = 1_000;
+/**
+ * A safety net only: SIGCHLD triggers a poll at once. Each poll lists /proc; at 1 s this
+ * took an idle VM's QEMU from 1.1 to 2.3 % of a host core (TCG, measured).
+ */
+const REAP_INTERVAL_MS = 60_000;
 
 export function mount(source: string, target: string, fstype: string, flags: number, data = ""): void {
   mkdirSync(target, { recursive: true });
@@ -50,6 +53,20 @@ export function setupMounts(): string[] {
     return [`cannot enable cgroup controllers, containers run without resource limits: ${errorMessage(err)}`];
   }
   return [];
+}
+
+/**
+ * An idle guest should cost its host nothing: under TCG every wakeup of the guest is host
+ * CPU. Proactive compaction wakes kcompactd twice a second for huge pages this guest has no
+ * use for; off, an idle VM's QEMU took 0.9 % of a host core instead of 1.2 % (measured).
+ */
+export function quietIdleGuest(): string[] {
+  try {
+    writeFileSync("/proc/sys/vm/compaction_proactiveness", "0");
+    return [];
+  } catch (err) {
+    return [`cannot turn off proactive compaction: ${errorMessage(err)}`];
+  }
 }
 
 export type ExitHandler = (status: number) => void;

@@ -13,7 +13,7 @@ import { Containers } from "./containers.ts";
 import { relayDns } from "./dns-relay.ts";
 import { FaultReporter } from "./faults.ts";
 import { adoptIdentity } from "./identity.ts";
-import { powerOff, Reaper, setupMounts, syncFilesystems } from "./init.ts";
+import { powerOff, quietIdleGuest, Reaper, setupMounts, syncFilesystems } from "./init.ts";
 import { findPort, portTransport } from "./port.ts";
 import { prepareNetwork } from "./prepare.ts";
 
@@ -28,6 +28,7 @@ export async function runAgent(_argv: string[]): Promise<void> {
   } catch (err) {
     faults.report("warning", `cannot protect the agent from the OOM killer: ${(err as Error).message}`);
   }
+  for (const problem of quietIdleGuest()) faults.report("warning", problem);
   const reaper = new Reaper();
   reaper.start();
   const port = await findPort();

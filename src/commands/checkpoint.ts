@@ -1,5 +1,4 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { checkpointContainer } from "../lifecycle/checkpoint.ts";
 
 export const checkpoint: CommandFactory = (app) =>
   subcommand("checkpoint", "checkpoint a running container (a snapshot of its VM)")
@@ -20,7 +19,7 @@ export const checkpoint: CommandFactory = (app) =>
     .option("--auto-dedup", "accepted for runc compatibility")
     .argument("<container-id>")
     .action(
-      act(app, "checkpoint", (a, id: string, flags: { imagePath: string; leaveRunning?: boolean }) =>
-        checkpointContainer(a, id, flags),
+      act(app, "checkpoint", async (a, id: string, flags: { imagePath: string; leaveRunning?: boolean }) =>
+        (await import("../lifecycle/checkpoint.ts")).checkpointContainer(a, id, flags),
       ),
     );

@@ -1,5 +1,5 @@
 import { act, type CommandFactory, integer, subcommand } from "../cli/command.ts";
-import { type CreateRequest, createContainer } from "../lifecycle/create.ts";
+import type { CreateRequest } from "../lifecycle/create.ts";
 
 /** The flags are the library's create request, as commander parses them. */
 export type CreateFlags = CreateRequest;
@@ -7,7 +7,11 @@ export type CreateFlags = CreateRequest;
 export const create: CommandFactory = (app) =>
   withCreateFlags(subcommand("create", "create a container (boot its VM, do not run the user process yet)"))
     .argument("<container-id>")
-    .action(act(app, "create", (a, id: string, flags: CreateFlags) => createContainer(a, id, flags)));
+    .action(
+      act(app, "create", async (a, id: string, flags: CreateFlags) =>
+        (await import("../lifecycle/create.ts")).createContainer(a, id, flags),
+      ),
+    );
 
 /** The flags create and run share (runc's). */
 export function withCreateFlags(cmd: ReturnType<typeof subcommand>) {

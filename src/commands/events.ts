@@ -1,6 +1,5 @@
 import { print } from "../cli/app.ts";
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { containerEvents } from "../lifecycle/events.ts";
 
 export const events: CommandFactory = (app) =>
   subcommand("events", "display container events and resource usage")
@@ -8,7 +7,13 @@ export const events: CommandFactory = (app) =>
     .option("--stats", "display the container's stats once, then exit")
     .argument("<container-id>")
     .action(
-      act(app, "events", (a, id: string, flags: { interval: string; stats?: boolean }) =>
-        containerEvents(a, id, flags.interval, flags.stats ?? false, print),
+      act(app, "events", async (a, id: string, flags: { interval: string; stats?: boolean }) =>
+        (await import("../lifecycle/events.ts")).containerEvents(
+          a,
+          id,
+          flags.interval,
+          flags.stats ?? false,
+          print,
+        ),
       ),
     );

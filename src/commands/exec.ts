@@ -1,5 +1,6 @@
 import { act, type CommandFactory, collect, integer, subcommand } from "../cli/command.ts";
-import { EXEC_FAILED, type ExecRequest, execProcess } from "../lifecycle/exec.ts";
+import { EXEC_FAILED } from "../errors.ts";
+import type { ExecRequest } from "../lifecycle/exec.ts";
 
 /** The flags are the library's exec request, as commander parses them. */
 export type ExecFlags = ExecRequest;
@@ -39,7 +40,8 @@ export const exec: CommandFactory = (app) =>
       act(
         app,
         "exec",
-        (a, id: string, command: string[], flags: ExecFlags) => execProcess(a, id, command, flags),
+        async (a, id: string, command: string[], flags: ExecFlags) =>
+          (await import("../lifecycle/exec.ts")).execProcess(a, id, command, flags),
         EXEC_FAILED,
       ),
     );

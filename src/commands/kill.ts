@@ -1,5 +1,4 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { killContainer } from "../lifecycle/kill.ts";
 
 export const kill: CommandFactory = (app) =>
   subcommand("kill", "send a signal to the container's process in its VM (default TERM)")
@@ -7,7 +6,7 @@ export const kill: CommandFactory = (app) =>
     .argument("<container-id>")
     .argument("[signal]", "number, name or SIG-name", "TERM")
     .action(
-      act(app, "kill", (a, id: string, signal: string, flags: { all?: boolean }) =>
-        killContainer(a, id, signal, flags.all ?? false),
+      act(app, "kill", async (a, id: string, signal: string, flags: { all?: boolean }) =>
+        (await import("../lifecycle/kill.ts")).killContainer(a, id, signal, flags.all ?? false),
       ),
     );

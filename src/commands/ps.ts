@@ -1,6 +1,5 @@
 import { print } from "../cli/app.ts";
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { psContainer } from "../lifecycle/ps.ts";
 
 export const ps: CommandFactory = (app) =>
   subcommand("ps", "show the processes inside a container")
@@ -10,7 +9,7 @@ export const ps: CommandFactory = (app) =>
     .argument("[ps-options...]")
     .action(
       act(app, "ps", async (a, id: string, _psArgs: string[], flags: { format: string }) => {
-        print(await psContainer(a, id, flags.format));
+        print(await (await import("../lifecycle/ps.ts")).psContainer(a, id, flags.format));
         return 0;
       }),
     );

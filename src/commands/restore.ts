@@ -1,5 +1,4 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { restoreContainer } from "../lifecycle/checkpoint.ts";
 
 export const restore: CommandFactory = (app) =>
   subcommand("restore", "restore a container from a checkpoint")
@@ -22,4 +21,8 @@ export const restore: CommandFactory = (app) =>
     .option("--lsm-profile <p>", "accepted for runc compatibility")
     .option("--lsm-mount-context <c>", "accepted for runc compatibility")
     .argument("<container-id>")
-    .action(act(app, "restore", (a, id: string) => restoreContainer(a, id)));
+    .action(
+      act(app, "restore", async (a, id: string) =>
+        (await import("../lifecycle/checkpoint.ts")).restoreContainer(a, id),
+      ),
+    );

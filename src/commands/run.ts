@@ -1,5 +1,4 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { runContainer } from "../lifecycle/run.ts";
 import { type CreateFlags, withCreateFlags } from "./create.ts";
 
 export const run: CommandFactory = (app) =>
@@ -8,5 +7,7 @@ export const run: CommandFactory = (app) =>
     .option("--no-subreaper", "accepted for runc compatibility")
     .argument("<container-id>")
     .action(
-      act(app, "run", (a, id: string, flags: CreateFlags & { keep?: boolean }) => runContainer(a, id, flags)),
+      act(app, "run", async (a, id: string, flags: CreateFlags & { keep?: boolean }) =>
+        (await import("../lifecycle/run.ts")).runContainer(a, id, flags),
+      ),
     );

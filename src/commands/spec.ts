@@ -1,13 +1,12 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { writeDefaultSpec } from "../config/default-spec.ts";
 
 export const spec: CommandFactory = (app) =>
   subcommand("spec", "create a new specification file (config.json) for a busybox rootfs")
     .option("-b, --bundle <dir>", "path to the root of the bundle directory", ".")
     .option("--rootless", "generate a configuration for a rootless container")
     .action(
-      act(app, "spec", (_a, flags: { bundle: string; rootless?: boolean }) => {
-        writeDefaultSpec(flags.bundle, flags.rootless ?? false);
+      act(app, "spec", async (_a, flags: { bundle: string; rootless?: boolean }) => {
+        (await import("../config/default-spec.ts")).writeDefaultSpec(flags.bundle, flags.rootless ?? false);
         return 0;
       }),
     );

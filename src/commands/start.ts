@@ -1,7 +1,10 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
-import { startContainer } from "../lifecycle/start.ts";
 
 export const start: CommandFactory = (app) =>
   subcommand("start", "run the user process of a created container")
     .argument("<container-id>")
-    .action(act(app, "start", (a, id: string) => startContainer(a, id)));
+    .action(
+      act(app, "start", async (a, id: string) =>
+        (await import("../lifecycle/start.ts")).startContainer(a, id),
+      ),
+    );

@@ -1,5 +1,5 @@
 import { act, type CommandFactory, integer, subcommand } from "../cli/command.ts";
-import { type UpdateFlags, updateContainer } from "../lifecycle/update.ts";
+import type { UpdateFlags } from "../lifecycle/update.ts";
 
 export const update: CommandFactory = (app) =>
   subcommand("update", "update the resource limits of a container (its cgroup inside the VM)")
@@ -22,4 +22,8 @@ export const update: CommandFactory = (app) =>
     .option("--l3-cache-schema <s>", "accepted for runc compatibility")
     .option("--mem-bw-schema <s>", "accepted for runc compatibility")
     .argument("<container-id>")
-    .action(act(app, "update", (a, id: string, flags: UpdateFlags) => updateContainer(a, id, flags)));
+    .action(
+      act(app, "update", async (a, id: string, flags: UpdateFlags) =>
+        (await import("../lifecycle/update.ts")).updateContainer(a, id, flags),
+      ),
+    );

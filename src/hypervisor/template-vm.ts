@@ -8,19 +8,16 @@
  * stand-in opened for it (INCOMING_FD).
  */
 
-import { chmodSync, closeSync, createWriteStream, mkdirSync, statfsSync, statSync } from "node:fs";
+import { chmodSync, createWriteStream, mkdirSync, statfsSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { Channel } from "../protocol/channel.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
-import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
-import { openNamed } from "../sys/files.ts";
+import { connectUnixRetry } from "../protocol/socket.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
-import { spawnWithParentDeath } from "../sys/spawn.ts";
-import { consoleTail, planVm, QEMU_CAPABILITIES, socketPath, VM_FILES } from "./launcher.ts";
+import { reachAgent, startHypervisor } from "./boot.ts";
+import { planVm, socketPath, VM_FILES } from "./launcher.ts";
 import { Qmp } from "./qmp.ts";
 
 export const SNAPSHOT = "snapshot";
@@ -34,11 +31,8 @@ export const MEMORY = "memory";
 /** How a restore failure starts: create recognises it (it crosses from the stand-in as text). */
 export const RESTORE_FAILED = "restoring the VM template";
 const MIGRATE_MS = 60_000;
-const HELLO_MS = 250;
 /** Where a template build receives its guest's migration stream. */
 const MIGRATION_SOCKET = "migration.sock";
-/** How long a guest whose agent channel closed gets to exit, so the error can say how. */
-const EXIT_WAIT_MS = 2_000;
 const MIB = 1024 * 1024;
 /** Free space below which a failed snapshot write is taken to have filled its filesystem. */
 const FULL_BELOW_BYTES = MIB;
@@ -67,7 +61,7 @@ export function memoryArgs(file: string, memoryMiB: number, shared: boolean): st
  * Runs one migration command (`migrate` out, `migrate-incoming` in) and waits for its
  * MIGRATION event to say how it ended; returns that status.
  */
-async function migration(qmp: Qmp, command: string, uri: string): Promise<string> {
+export async function migration(qmp: Qmp, command: string, uri: string): Promise<string> {
   await qmp.execute("migrate-set-capabilities", {
     capabilities: [
       { capability: "events", state: true },
@@ -104,56 +98,24 @@ export async function buildTemplate(
     );
   }
   plan.args.push(...memoryArgs(memory, plan.memoryMiB, true));
-  const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
-  const qemu = spawnWithParentDeath([plan.path, ...plan.args], {
-    cwd: dir,
-    stdio: ["ignore", hvLog, hvLog],
-    keepCapabilities: Object.values(QEMU_CAPABILITIES),
-  });
-  closeSync(hvLog);
-  let exited: number | undefined;
-  void qemu.exited.then((c) => {
-    exited = c;
-  });
-  // The same words as a cold boot's errors (standin/container.ts): one bound, one story.
-  const fail = (what: string) =>
-    new RuntimeError(
-      `building the VM template: ${what}${exited !== undefined ? ` (hypervisor exited with status ${exited})` : ""}; console: ${consoleTail(dir)}`,
-    );
+  const vm = startHypervisor(plan.path, plan.args, dir);
+  // The same words as a container's boot errors: one boot path, one bound, one story.
+  const fail = (what: string) => new RuntimeError(`building the VM template: ${what}`);
   const cwd = process.cwd();
   process.chdir(dir);
   try {
     const deadline = Date.now() + bootTimeoutMs;
-    const sock = await connectUnixRetry(
-      socketPath(dir, VM_FILES.agent),
-      deadline,
-      () => exited === undefined,
-    ).catch(() => {
-      throw fail("the hypervisor did not open the agent socket");
+    const { agent } = await reachAgent(vm, dir, deadline, bootTimeoutMs).catch((err: unknown) => {
+      throw fail(errorMessage(err));
     });
-    const agent = new Channel(socketTransport(sock));
-    let ready = false;
-    // A closed channel (QEMU gone) fails each call at once, without a turn of the event
-    // loop: without the isClosed check this loop would spin to the deadline.
-    while (!ready && Date.now() < deadline && exited === undefined && !agent.isClosed) {
-      ready = await agent.call("hello", { version: PROTOCOL_VERSION }, HELLO_MS).then(
-        () => true,
-        () => false,
-      );
-    }
-    if (!ready) {
-      // (an unref'd timer: a pending one would keep the caller alive after the error)
-      const bound = new Promise((r) => setTimeout(r, EXIT_WAIT_MS).unref());
-      if (agent.isClosed) await Promise.race([qemu.exited, bound]);
-      throw fail(`the guest agent did not come up within ${bootTimeoutMs} ms`);
-    }
     await agent.call("prepare", {});
     const qmp = await Qmp.connect(socketPath(dir, VM_FILES.qmp));
     await qmp.execute("stop");
     const snapshot = join(dir, SNAPSHOT);
     const saved = await receiveSnapshot(socketPath(dir, MIGRATION_SOCKET), snapshot);
     try {
-      const writeFailed = (err: unknown) => fail(snapshotFailure(snapshot, `write: ${errorMessage(err)}`));
+      const writeFailed = (err: unknown) =>
+        fail(vm.failure(snapshotFailure(snapshot, `write: ${errorMessage(err)}`)));
       // Whichever ends first: QEMU's migration, or our writing of what it sends.
       const status = await Promise.race([
         migration(qmp, "migrate", `unix:${socketPath(dir, MIGRATION_SOCKET)}`),
@@ -162,7 +124,7 @@ export async function buildTemplate(
           (err) => Promise.reject(writeFailed(err)),
         ),
       ]);
-      if (status !== "completed") throw fail(snapshotFailure(snapshot, status));
+      if (status !== "completed") throw fail(vm.failure(snapshotFailure(snapshot, status)));
       await saved.written.catch((err) => {
         throw writeFailed(err);
       });
@@ -172,12 +134,12 @@ export async function buildTemplate(
     await qmp.execute("quit").catch(() => {});
     qmp.close();
     agent.close();
-    await qemu.exited;
+    await vm.process.exited;
     // QEMU made it with the umask's mode: the guest's RAM (its random pool among it) is ours alone.
     chmodSync(memory, 0o600);
     log.debug(`template saved: ${statSync(join(dir, SNAPSHOT)).size} bytes of device state`);
   } catch (err) {
-    if (exited === undefined) process.kill(qemu.pid, "SIGKILL");
+    if (vm.alive()) process.kill(vm.pid, "SIGKILL");
     unmountAndRemove(dir);
     throw err;
   } finally {

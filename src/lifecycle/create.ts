@@ -178,9 +178,11 @@ export async function create(
         const proc = hostProcess(pid);
         if (proc) ctx.store.update(id, (s) => ({ ...s, standin: proc }));
       });
+    ctx.logger.phase(id, "standin-spawn");
     standin = templatingEnabled(r)
       ? await startFromTemplate(ctx, id, r, plan, timeout, start)
       : await start(undefined);
+    ctx.logger.phase(id, "standin-ready");
     const { ready } = standin;
     const proc = hostProcess(ready.pid);
     if (!proc) throw new RuntimeError(`the container's stand-in exited during create`);
@@ -193,6 +195,7 @@ export async function create(
     }));
     const created = { ...toSpecState(state), status: "created" as const };
     await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, ctx.logger);
+    ctx.logger.phase(id, "hooks-done");
     // The VM may have gone during the hooks (killed, crashed): its stand-in then winds down
     // without writing the state (this call is its writer while creating); create fails.
     if (!isAlive(ready.qemu) || standin.child.exitCode !== null || standin.child.signalCode !== null) {
@@ -206,11 +209,13 @@ export async function create(
       const ms = (performance.now() - t0).toFixed(0);
       ctx.logger.debug(`${id}: network: ${joined.interfaces.join(", ")} (${ms} ms)`);
     }
+    ctx.logger.phase(id, "network-connected");
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // The last write of this phase: from here on the stand-in writes the state.
     ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));
     standin.release();
     standin.child.unref();
+    ctx.logger.phase(id, "created");
     return standin;
   } catch (err) {
     standin?.release();

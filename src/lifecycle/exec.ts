@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type OciConfig, Process } from "../config/oci-schema.ts";
 import { validate } from "../config/validate.ts";
-import { RuntimeError } from "../errors.ts";
+import { EXEC_FAILED, RuntimeError } from "../errors.ts";
 import { VM_FILES } from "../hypervisor/launcher.ts";
 import { forgetExec } from "../standin/exec.ts";
 import type { ExecLaunch } from "../standin/launch.ts";
@@ -39,7 +39,6 @@ export interface ExecRequest {
 }
 
 /** What exec exits with when the runtime failed (runc's convention), whatever the cause. */
-export const EXEC_FAILED = 255;
 const EXEC_READY_MS = 60_000;
 
 type ExecProcess = OciConfig["process"] & object;

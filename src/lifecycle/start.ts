@@ -12,7 +12,9 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<n
   const oci = savedConfig(ctx.store, id);
   await runHooks(["startContainer"], oci, toSpecState(s), ctx.logger);
   // The stand-in starts the process and records `running` (it writes the state from created on).
+  ctx.logger.phase(id, "start");
   await callStandin(ctx.store.dir(id), id, "start", { id });
+  ctx.logger.phase(id, "started");
   await runHooks(["poststart"], oci, toSpecState(ctx.store.read(id)), ctx.logger);
   return 0;
 }

@@ -28,6 +28,13 @@ export class Logger {
   debug(msg: string): void {
     if (this.opts.debug) this.write("debug", msg);
   }
+  /**
+   * A debug line marking where a container's start has got to (`<id>: phase <name>`): the
+   * bench reads the time between them (bench/lib/phases.ts).
+   */
+  phase(id: string, name: string): void {
+    this.debug(`${id}: phase ${name}`);
+  }
   info(msg: string): void {
     this.write("info", msg);
   }

@@ -1,25 +1,16 @@
-/**
- * The per-container stand-in: the process named in --pid-file. It starts the VM (as its
- * parent, so the VM dies with it), brings the container up in the guest, then holds the
- * container's stdio, forwards signals, serves the hub, and finally exits with the
- * workload's status (128+N for a death by signal N) once all output is delivered.
- */
-
-import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
-import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { type Hypervisor, reachAgent, startHypervisor } from "../hypervisor/boot.ts";
+import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { restoreFromTemplate } from "../hypervisor/template.ts";
 import { Logger } from "../log/logger.ts";
-import { Channel } from "../protocol/channel.ts";
-import { type EventEnvelope, PROTOCOL_VERSION, type RequestOf } from "../protocol/messages.ts";
-import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
+import type { Channel } from "../protocol/channel.ts";
+import type { EventEnvelope, RequestOf } from "../protocol/messages.ts";
 import { StateStore } from "../state/store.ts";
 import { openNamed } from "../sys/files.ts";
 import { unmountBelow } from "../sys/mounts.ts";
 import { hostProcess } from "../sys/proc.ts";
-import { spawnWithParentDeath } from "../sys/spawn.ts";
 import { askDns, loopbackNameServers } from "./dns-relay.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
@@ -35,7 +26,6 @@ import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 const POWEROFF_GRACE_MS = 3_000;
 /** How long output may take to drain after the exit event (the guest already sent EOF). */
 const DRAIN_MS = 5_000;
-const HELLO_INTERVAL_MS = 250;
 /** How long a QEMU killed in teardown gets to be gone. */
 const QEMU_EXIT_WAIT_MS = 3_000;
 const SIGKILL_STATUS = 128 + 9;
@@ -43,14 +33,14 @@ const SIGWINCH = 28;
 
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
   const log = new Logger(spec.log);
+  log.phase(spec.id, "standin-up");
   const store = new StateStore(spec.root);
   const dir = spec.stateDir;
   const shared = join(dir, VM_FILES.shared);
-  let qemuExit: number | undefined;
   let finishing = false;
   const deadline = Date.now() + spec.bootTimeoutMs;
 
-  let qemu: ReturnType<typeof spawnWithParentDeath> | undefined;
+  let qemu: Hypervisor | undefined;
   let agent: Channel | undefined;
   let io: HostStdio | undefined;
   let theHub: Hub | undefined;
@@ -70,7 +60,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     theHub?.close();
     agent?.close();
     network.teardown();
-    if (qemu && qemuExit === undefined) process.kill(qemu.pid, "SIGKILL");
+    if (qemu?.alive()) process.kill(qemu.pid, "SIGKILL");
     try {
       unmountBelow(shared);
     } catch (err) {
@@ -81,7 +71,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   // Killed in teardown: gone (its taps with it, as its fds close) before this stand-in says
   // it is done, so that nothing of the VM outlives the call that waits for the stand-in.
   const qemuGone = () =>
-    qemu ? Promise.race([qemu.exited, Bun.sleep(QEMU_EXIT_WAIT_MS)]).then(() => {}) : Promise.resolve();
+    qemu
+      ? Promise.race([qemu.process.exited, Bun.sleep(QEMU_EXIT_WAIT_MS)]).then(() => {})
+      : Promise.resolve();
 
   // The create process is the writer of the state until it records `created` as its last
   // act. If it goes away before that (killed), nobody will ever start or delete this VM
@@ -96,7 +88,6 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
 
   try {
     process.chdir(dir);
-    const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
     enterNetworkNamespace(log, spec);
     const taps = network.openTaps();
     // Not recursive: a state directory removed meanwhile (delete -f) must stay removed. It
@@ -109,74 +100,63 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
     const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;
-    qemu = spawnWithParentDeath([spec.hypervisor.path, ...spec.hypervisor.args], {
-      cwd: dir,
-      // fd 3: the snapshot (or nothing); then the taps (hypervisor/nics.ts TAP_FD_BASE).
-      stdio: ["ignore", hvLog, hvLog, snapshot ?? "ignore", ...taps],
-      keepCapabilities: Object.values(QEMU_CAPABILITIES),
-    });
-    for (const fd of [hvLog, ...taps]) closeSync(fd);
-    if (snapshot !== undefined) closeSync(snapshot);
-    const qemuPid = qemu.pid;
-    void qemu.exited.then((code: number) => {
-      qemuExit = code;
+    // fd 3: the snapshot (or nothing); then the taps (hypervisor/nics.ts TAP_FD_BASE).
+    const vm = startHypervisor(spec.hypervisor.path, spec.hypervisor.args, dir, [
+      snapshot ?? "ignore",
+      ...taps,
+    ]);
+    qemu = vm;
+    void vm.process.exited.then((code: number) => {
       log.debug(`${spec.id}: hypervisor exited with ${code}`);
     });
     log.debug(
-      `${spec.id}: hypervisor pid ${qemuPid}: ${spec.hypervisor.path} ${spec.hypervisor.args.join(" ")}`,
+      `${spec.id}: hypervisor pid ${vm.pid}: ${spec.hypervisor.path} ${spec.hypervisor.args.join(" ")}`,
     );
 
-    const alive = () => qemuExit === undefined;
+    log.phase(spec.id, "hypervisor-spawned");
     if (spec.incoming) {
-      await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline, () => qemuExit);
+      await restoreFromTemplate(socketPath(dir, VM_FILES.qmp), spec.incoming, deadline, vm.exitStatus);
+      log.phase(spec.id, "restored");
     }
-    const bootError = (what: string) =>
-      new Error(
-        `${what}${qemuExit !== undefined ? ` (hypervisor exited with status ${qemuExit})` : ""}; console: ${consoleTail(dir)}`,
-      );
-    let sock: Awaited<ReturnType<typeof connectUnixRetry>>;
-    try {
-      sock = await connectUnixRetry(socketPath(dir, VM_FILES.agent), deadline, alive);
-    } catch {
-      throw bootError("the hypervisor did not open the agent socket");
-    }
-    agent = new Channel(socketTransport(sock));
-    // The one request the agent makes: a DNS query for the container's namespace, to one of
-    // the name servers this stand-in handed it (the guest picks no address of its own here).
-    agent.onRequest = async (op, args) => {
-      if (op !== "dns") throw new Error(`unexpected request ${op}`);
-      const { server, query } = args as RequestOf<"dns">;
-      if (!relayed.includes(server))
-        throw new Error(`dns relay: ${server} is not a name server of this container`);
-      return { answer: (await askDns(server, Buffer.from(query, "base64"))).toString("base64") };
-    };
-    // From the first message on: the agent may report a fault while it creates the container.
-    agent.onEvent = (ev) => {
-      if (ev.event !== "log") return onWorkloadEvent(ev);
-      const line = `${spec.id}: guest agent: ${ev.message}`;
-      if (ev.level === "error") log.error(line);
-      else log.warn(line);
-    };
-    const hello = await sayHello(agent, deadline, alive);
-    if (!hello) throw bootError(`the guest agent did not come up within ${spec.bootTimeoutMs} ms`);
-    log.debug(`${spec.id}: agent ready (guest kernel ${hello.kernel})`);
+    const ready = await reachAgent(vm, dir, deadline, spec.bootTimeoutMs, (channel) => {
+      // The one request the agent makes: a DNS query for the container's namespace, to one of
+      // the name servers this stand-in handed it (the guest picks no address of its own here).
+      channel.onRequest = async (op, args) => {
+        if (op !== "dns") throw new Error(`unexpected request ${op}`);
+        const { server, query } = args as RequestOf<"dns">;
+        if (!relayed.includes(server))
+          throw new Error(`dns relay: ${server} is not a name server of this container`);
+        return { answer: (await askDns(server, Buffer.from(query, "base64"))).toString("base64") };
+      };
+      // From the first message on: the agent may report a fault while it creates the container.
+      channel.onEvent = (ev) => {
+        if (ev.event !== "log") return onWorkloadEvent(ev);
+        const line = `${spec.id}: guest agent: ${ev.message}`;
+        if (ev.level === "error") log.error(line);
+        else log.warn(line);
+      };
+    });
+    const a = ready.agent;
+    agent = a;
+    log.debug(`${spec.id}: agent ready (guest kernel ${ready.hello.kernel})`);
+    log.phase(spec.id, "agent-ready");
 
-    io = spec.terminal ? terminalStdio(agent, spec.terminal) : pipeStdio(agent);
-    const created = await agent.call("create", {
+    io = spec.terminal ? terminalStdio(a, spec.terminal) : pipeStdio(a);
+    const created = await a.call("create", {
       id: spec.id,
       config: spec.guestConfig,
       stdio: io.stdio,
       consoleSize: io.consoleSize,
     });
     io.startInput();
+    log.phase(spec.id, "guest-created");
 
     const stdio = io;
-    const a = agent;
     const checkWinsize = spec.terminal
       ? watchWinsize(stdio, (ws) => a.call("resize", { id: spec.id, ...ws }))
       : async () => {};
-    theHub = new Hub(agent);
-    serveStateChanges(theHub, agent, store, spec.id);
+    theHub = new Hub(a);
+    serveStateChanges(theHub, a, store, spec.id);
     theHub.local.connectNetwork = async () => {
       relayed = loopbackNameServers(shared, spec.guestConfig);
       return { interfaces: await network.connect(a, relayed) };
@@ -212,13 +192,13 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
       const synced =
-        alive() &&
+        vm.alive() &&
         (await a.call("shutdown", {}).then(
           () => true,
           () => false,
         ));
       const until = Date.now() + (synced ? 0 : POWEROFF_GRACE_MS);
-      while (alive() && Date.now() < until) await Bun.sleep(20);
+      while (vm.alive() && Date.now() < until) await Bun.sleep(20);
       teardown();
       await qemuGone();
       log.debug(`${spec.id}: workload exited with status ${status}`);
@@ -237,9 +217,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       }
     };
     // The VM went away without reporting an exit (killed, crashed): the workload was killed.
-    void qemu.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
+    void vm.process.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));
     forwardSignals((signal) => void a.call("signal", { id: spec.id, signal }).catch(() => {}));
-    reportReady({ ok: true, pid: process.pid, guestPid: created.pid, qemu: hostProcess(qemuPid) }, true);
+    reportReady({ ok: true, pid: process.pid, guestPid: created.pid, qemu: hostProcess(vm.pid) }, true);
     return await exitStatus;
   } catch (err) {
     const msg = errorMessage(err);
@@ -249,24 +229,4 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     reportReady({ ok: false, error: msg });
     return 1;
   }
-}
-
-/** Repeats hello until answered: bytes sent before the guest opened its port are lost. */
-async function sayHello(agent: Channel, deadline: number, alive: () => boolean) {
-  while (Date.now() < deadline && alive() && !agent.isClosed) {
-    try {
-      const r = await agent.call(
-        "hello",
-        { version: PROTOCOL_VERSION, seed: randomBytes(32).toString("hex"), timeMs: Date.now() },
-        HELLO_INTERVAL_MS,
-      );
-      if (r.version !== PROTOCOL_VERSION) {
-        throw new Error(`agent speaks protocol version ${r.version}, this runtime ${PROTOCOL_VERSION}`);
-      }
-      return r;
-    } catch (err) {
-      if (errorMessage(err).includes("protocol version")) throw err;
-    }
-  }
-  return undefined;
 }
