@@ -245,7 +245,9 @@ async function startFromTemplate(
     plan.args.splice(cold, plan.args.length - cold, ...memoryArgs(held.memory, plan.memoryMiB, false));
     ctx.logger.debug(`${id}: starting from template ${held.snapshot}`);
     try {
-      return await start(held.snapshot);
+      const started = await start(held.snapshot);
+      ctx.store.update(id, (s) => ({ ...s, vm: s.vm && { ...s.vm, template: held.memory } }));
+      return started;
     } catch (err) {
       if (attempt > 1 || !errorMessage(err).startsWith(RESTORE_FAILED)) throw err;
       held.release();

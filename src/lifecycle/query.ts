@@ -1,3 +1,4 @@
+import { basename, dirname } from "node:path";
 import type { SpecState, Status, StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
 import { isAlive, memoryKiB } from "../sys/proc.ts";
@@ -43,6 +44,9 @@ export interface ListRow extends SpecState {
     vcpus?: number;
     memoryMiB?: number;
     rssKiB?: number;
+    /** Proportional: the template's pages it shares count once, split between its clones. */
+    pssKiB?: number;
+    template?: string;
   };
 }
 
@@ -54,6 +58,7 @@ export function listContainers(store: StateStore): ListRow[] {
     const row: ListRow = toSpecState(s);
     if (s.vm) {
       const qemuAlive = isAlive(s.vm.qemu);
+      const mem = qemuAlive && s.vm.qemu ? memoryKiB(s.vm.qemu.pid) : undefined;
       row.vm = {
         hypervisor: s.vm.hypervisor,
         hypervisorPid: qemuAlive ? (s.vm.qemu?.pid ?? 0) : 0,
@@ -61,7 +66,9 @@ export function listContainers(store: StateStore): ListRow[] {
         image: s.vm.image,
         vcpus: s.vm.vcpus,
         memoryMiB: s.vm.memoryMiB,
-        rssKiB: qemuAlive && s.vm.qemu ? memoryKiB(s.vm.qemu.pid)?.rss : undefined,
+        rssKiB: mem?.rss,
+        pssKiB: mem?.pss,
+        template: s.vm.template,
       };
     }
     rows.push(row);
@@ -85,7 +92,8 @@ export function formatList(rows: ListRow[], f: ListFormat): string {
     );
   }
   const header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
-  if (f.all) header.push("HYPERVISOR", "QEMU PID", "VCPUS", "MEMORY", "RSS", "KERNEL", "IMAGE");
+  if (f.all)
+    header.push("HYPERVISOR", "QEMU PID", "VCPUS", "MEMORY", "RSS", "PSS", "TEMPLATE", "KERNEL", "IMAGE");
   const table = rows.map((r) => {
     const cells = [r.id, String(r.pid), r.status, r.bundle, r.created, r.owner];
     if (f.all) {
@@ -96,6 +104,8 @@ export function formatList(rows: ListRow[], f: ListFormat): string {
         String(v?.vcpus ?? "-"),
         v?.memoryMiB ? `${v.memoryMiB}MiB` : "-",
         v?.rssKiB ? `${Math.round(v.rssKiB / 1024)}MiB` : "-",
+        v?.pssKiB ? `${Math.round(v.pssKiB / 1024)}MiB` : "-",
+        v?.template ? basename(dirname(v.template)) : "-",
         v?.kernel ?? "-",
         v?.image ?? "-",
       );

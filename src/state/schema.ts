@@ -22,6 +22,8 @@ export const VmInfo = z.object({
   vcpus: z.number().int().positive().optional(),
   memoryMiB: z.number().int().positive().optional(),
   qemu: HostProcess.optional(),
+  /** The template memory file this VM maps privately (restored from it), if any. */
+  template: z.string().optional(),
 });
 export type VmInfo = z.infer<typeof VmInfo>;
 

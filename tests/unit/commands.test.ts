@@ -143,7 +143,7 @@ describe("state and list", () => {
     expect((await runCli(["--root", root, "list", "-q"])).stdout.trim()).toBe("c1");
     const all = await runCli(["--root", root, "list", "--all"]);
     expect(all.stdout.split("\n")[0]).toMatch(
-      /HYPERVISOR\s+QEMU PID\s+VCPUS\s+MEMORY\s+RSS\s+KERNEL\s+IMAGE$/,
+      /HYPERVISOR\s+QEMU PID\s+VCPUS\s+MEMORY\s+RSS\s+PSS\s+TEMPLATE\s+KERNEL\s+IMAGE$/,
     );
     const allJson = JSON.parse((await runCli(["--root", root, "list", "--all", "--format", "json"])).stdout);
     expect(allJson[0].vm).toMatchObject({

@@ -168,11 +168,17 @@ describe("update, events, list --all", () => {
     expect(ev.data.vm.rssBytes).toBeGreaterThan(0);
   }, 60_000);
 
-  test("list --all shows the VM: QEMU pid, vCPUs, memory, RSS", async () => {
+  test("list --all shows the VM: QEMU pid, vCPUs, memory, RSS, PSS, the template it maps", async () => {
     const rows = JSON.parse((await rt.run(["list", "--all", "-f", "json"])).stdout);
     const stored = JSON.parse(readFileSync(join(rt.root, ID, "state.json"), "utf8"));
     expect(rows[0].vm).toMatchObject({ hypervisorPid: stored.vm.qemu.pid, vcpus: 1, memoryMiB: 256 });
     expect(rows[0].vm.rssKiB).toBeGreaterThan(10_000);
+    // Restored from the template (the shipped vm.json templates): its memory file, mapped.
+    expect(rows[0].vm.template).toMatch(/\/\.templates\/[0-9a-f]+\/memory$/);
+    const maps = readFileSync(`/proc/${stored.vm.qemu.pid}/maps`, "utf8");
+    expect(maps).toContain(rows[0].vm.template);
+    expect(rows[0].vm.pssKiB).toBeGreaterThan(10_000);
+    expect(rows[0].vm.pssKiB).toBeLessThanOrEqual(rows[0].vm.rssKiB);
   }, 60_000);
 });
 
