@@ -179,9 +179,11 @@ export async function create(
         if (proc) ctx.store.update(id, (s) => ({ ...s, standin: proc }));
       });
     ctx.logger.phase(id, "standin-spawn");
-    standin = templatingEnabled(r)
+    // With templating: the template memory file the VM maps, kept in the state (list --all).
+    const started = templatingEnabled(r)
       ? await startFromTemplate(ctx, id, r, plan, timeout, start)
-      : await start(undefined);
+      : { standin: await start(undefined), memory: undefined };
+    standin = started.standin;
     ctx.logger.phase(id, "standin-ready");
     const { ready } = standin;
     const proc = hostProcess(ready.pid);
@@ -191,7 +193,7 @@ export async function create(
     const state = ctx.store.update(id, (s) => ({
       ...s,
       standin: proc,
-      vm: s.vm && { ...s.vm, qemu: ready.qemu },
+      vm: s.vm && { ...s.vm, qemu: ready.qemu, template: started.memory },
     }));
     const created = { ...toSpecState(state), status: "created" as const };
     await runHooks(["prestart", "createRuntime", "createContainer"], r.oci, created, ctx.logger);
@@ -226,9 +228,10 @@ export async function create(
 
 /**
  * The stand-in with its VM restored from the configuration's template, which stays held
- * (not removable) until the restore is over. A restore that fails (a snapshot whose
- * checksum changed, or one this hypervisor cannot load) discards that build of the template
- * and tries once more, rebuilt; a second failure is the error.
+ * (not removable) until the restore is over, and the template's memory file the VM maps.
+ * A restore that fails (a snapshot whose checksum changed, or one this hypervisor cannot
+ * load) discards that build of the template and tries once more, rebuilt; a second failure
+ * is the error.
  */
 async function startFromTemplate(
   ctx: RuntimeContext,
@@ -237,7 +240,7 @@ async function startFromTemplate(
   plan: ReturnType<typeof planVm>,
   timeout: number,
   start: (incoming: string) => Promise<StartedStandin>,
-): Promise<StartedStandin> {
+): Promise<{ standin: StartedStandin; memory: string }> {
   plan.args.push(...INCOMING_ARGS);
   const cold = plan.args.length;
   for (let attempt = 1; ; attempt++) {
@@ -245,9 +248,7 @@ async function startFromTemplate(
     plan.args.splice(cold, plan.args.length - cold, ...memoryArgs(held.memory, plan.memoryMiB, false));
     ctx.logger.debug(`${id}: starting from template ${held.snapshot}`);
     try {
-      const started = await start(held.snapshot);
-      ctx.store.update(id, (s) => ({ ...s, vm: s.vm && { ...s.vm, template: held.memory } }));
-      return started;
+      return { standin: await start(held.snapshot), memory: held.memory };
     } catch (err) {
       if (attempt > 1 || !errorMessage(err).startsWith(RESTORE_FAILED)) throw err;
       held.release();

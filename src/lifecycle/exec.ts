@@ -38,7 +38,6 @@ export interface ExecRequest {
   preserveFds?: number;
 }
 
-/** What exec exits with when the runtime failed (runc's convention), whatever the cause. */
 const EXEC_READY_MS = 60_000;
 
 type ExecProcess = OciConfig["process"] & object;

@@ -1,3 +1,10 @@
+/**
+ * The per-container stand-in: the process named in --pid-file. It starts the VM (as its
+ * parent, so the VM dies with it), brings the container up in the guest, then holds the
+ * container's stdio, forwards signals, serves the hub, and finally exits with the
+ * workload's status (128+N for a death by signal N) once all output is delivered.
+ */
+
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errors.ts";

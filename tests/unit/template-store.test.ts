@@ -3,13 +3,24 @@
  * failed build is discarded only if it is still the one that failed, and its key follows
  * the hypervisor binary.
  */
-import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ResolvedBundle } from "../../src/config/resolver.ts";
 import type { VmPlan } from "../../src/hypervisor/launcher.ts";
 import { discardTemplate, TEMPLATES_DIR, templateKey } from "../../src/hypervisor/template.ts";
-import { tempDir } from "../lib/cli.ts";
+import { tempDir as newTempDir } from "../lib/cli.ts";
+
+/** Directories of plain files (no mounts): removed when the file's tests are done. */
+const made: string[] = [];
+const tempDir = () => {
+  const d = newTempDir();
+  made.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 function fakeTemplate(root: string): { dir: string; snapshot: string } {
   const dir = join(root, TEMPLATES_DIR, "0123456789abcdef");
