@@ -3,7 +3,6 @@
  *   (none)       the runc-compatible CLI, called by people and container managers
  *   __standin    the per-container host process named in --pid-file (src/standin/)
  *   __agent      the agent inside the guest VM, run as its init (src/agent/)
- *   __exec       exec a program with PDEATHSIG and a new session (src/sys/spawn.ts)
  *   __netclean   take a dead stand-in's tc redirects off a network namespace (standin/network-record.ts)
  * Each role is imported lazily so that none pays for the others' start-up.
  */
@@ -12,9 +11,6 @@ async function main(argv: string[]): Promise<void> {
   if (role === "__agent") {
     const { runAgent } = await import("./agent/main.ts");
     await runAgent(argv.slice(1));
-  } else if (role === "__exec") {
-    const { execRole } = await import("./sys/spawn.ts");
-    process.exitCode = execRole(argv.slice(1));
   } else if (role === "__netclean") {
     const { netcleanRole } = await import("./standin/network-record.ts");
     process.exitCode = netcleanRole(argv.slice(1));

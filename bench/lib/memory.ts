@@ -5,11 +5,13 @@
  * common between them); also the host's MemAvailable drop per container, which counts what
  * PSS does not (page tables, kernel memory). runc/crun: PSS of the container's process.
  * Each round, per contender: one container, settled and read; then N-1 more, created
- * PARALLEL at a time, settled and read; then all deleted.
+ * PARALLEL at a time, settled and read; then all deleted; for cc-oci-runtime, then its VM's
+ * host overhead against the budget (overhead.ts).
  */
 import { CcContender, type Contender, NAMES } from "./contenders.ts";
 import { type Ctx, inBatches, PARALLEL, rotate } from "./context.ts";
 import type { Floor } from "./floor.ts";
+import { hostOverhead } from "./overhead.ts";
 import { kib, memAvailableKiB, smapsRollup } from "./proc.ts";
 
 const S = "memory";
@@ -93,6 +95,7 @@ export async function memorySection(
       } finally {
         await c.deleteAll(PARALLEL);
       }
+      if (c instanceof CcContender && !ctx.stopped()) await hostOverhead(ctx, c, round);
     }
   }
   const has = (k: string) => contenders.some((c) => c.key === k);
@@ -122,6 +125,12 @@ export async function memorySection(
   const subs = ["", ".qemu", ".standin", ".host"];
   res.reorder(S, (r) => {
     const [num, den] = r.of ?? [r.key, ""];
+    if (num.startsWith("overhead."))
+      return (
+        9000 +
+        order.findIndex((k) => num.startsWith(`overhead.${k}.`) || num === `overhead.${k}`) * 10 +
+        (num.endsWith(".peak") ? 0 : 1)
+      );
     const m = num.startsWith("mem.1.") ? 0 : 2;
     if (r.of) return (den.startsWith("mem.1.") && m === 2 ? 4 : m + 1) * 1000;
     const rest = num.slice(6);

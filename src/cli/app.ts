@@ -27,6 +27,7 @@ export class App implements RuntimeContext {
   readonly store: StateStore;
   readonly opts: GlobalOptions;
   readonly root: string;
+  readonly systemdCgroup: boolean;
 
   constructor(given: GlobalOptions) {
     // One spelling of the root everywhere: absolute and symlink-free, as mountinfo shows
@@ -34,6 +35,7 @@ export class App implements RuntimeContext {
     const opts = { ...given, root: realPath(given.root) };
     this.opts = opts;
     this.root = opts.root;
+    this.systemdCgroup = opts.systemdCgroup === true;
     if (opts.logFormat !== "text" && opts.logFormat !== "json") {
       throw new RuntimeError(`--log-format: expected text or json, got ${JSON.stringify(opts.logFormat)}`);
     }

@@ -17,7 +17,7 @@ export function buildProgram(): { program: Command; app: () => App } {
     .option("--log-format <format>", "log format: text or json", "text")
     .option("--global-log <file>", "also append plain-text logs (with pids) to this file")
     .option("--debug", "enable debug output in the logs", false)
-    .option("--systemd-cgroup", "accepted for runc compatibility (cgroups live in the guest)")
+    .option("--systemd-cgroup", "cgroupsPath is systemd's slice:prefix:name (systemd must be running)")
     .option("--rootless <value>", "accepted for runc compatibility: auto, true or false")
     .option("--criu <path>", "accepted for runc compatibility (checkpoints are VM snapshots)")
     .option("-v, --version", "print the version")
@@ -39,7 +39,6 @@ export function buildProgram(): { program: Command; app: () => App } {
     if (!app) {
       const o = program.opts() as GlobalOptions;
       app = new App(o);
-      app.noteIgnored("--systemd-cgroup", o.systemdCgroup);
       app.noteIgnored("--rootless", o.rootless);
       app.noteIgnored("--criu", o.criu);
     }

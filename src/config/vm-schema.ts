@@ -17,6 +17,10 @@ const Extensions = {
   template: z.boolean().optional(),
   /** How many network cards every VM boots with (hypervisor/nics.ts); default 1. */
   networkInterfaces: z.number().int().min(0).max(8).optional(),
+  /** vCPUs of a VM whose container sets no CPU limit (default 1). */
+  vcpus: z.number().int().min(1).max(255).optional(),
+  /** Memory (MiB) of a VM whose container sets no memory limit, and the least any VM gets (default 256). */
+  memory: z.number().int().min(128).optional(),
 };
 
 const LegacyVm = z.looseObject({
@@ -62,6 +66,8 @@ export interface VmConfig {
   accelerator?: "auto" | "kvm" | "tcg";
   template?: boolean;
   networkInterfaces?: number;
+  vcpus?: number;
+  memoryMiB?: number;
 }
 
 function splitParams(p: string | string[] | undefined): string[] {
@@ -91,6 +97,8 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
       accelerator: v.accelerator,
       template: v.template,
       networkInterfaces: v.networkInterfaces,
+      vcpus: v.vcpus,
+      memoryMiB: v.memory,
     };
   }
   const v = parsed.data as z.infer<typeof SpecVm>;
@@ -105,5 +113,7 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
     accelerator: v.accelerator,
     template: v.template,
     networkInterfaces: v.networkInterfaces,
+    vcpus: v.vcpus,
+    memoryMiB: v.memory,
   };
 });

@@ -12,7 +12,9 @@ import { PROTOCOL_VERSION, type ResultOf } from "../protocol/messages.ts";
 import { connectUnixRetry, socketTransport } from "../protocol/socket.ts";
 import { openNamed } from "../sys/files.ts";
 import { type SpawnedProcess, spawnWithParentDeath } from "../sys/spawn.ts";
-import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES } from "./launcher.ts";
+import { listenUnix } from "../sys/unix-socket.ts";
+import { consoleTail, QEMU_CAPABILITIES, socketPath, VM_FILES, VM_SOCKET_FDS } from "./launcher.ts";
+import { TAP_FD_BASE } from "./nics.ts";
 
 /** How often hello is repeated until the guest's agent answers. */
 const HELLO_INTERVAL_MS = 250;
@@ -29,26 +31,57 @@ export interface Hypervisor {
   failure(what: string): string;
 }
 
+/** What a VM inherits besides its sockets: a clone's snapshot (fd 3) and the taps (fd 7...). */
+export interface HypervisorFds {
+  incoming?: number;
+  taps?: number[];
+}
+
+/**
+ * Whether a socket chardev of `args` is given `fd` (`socket,...,fd=N`): only then is a
+ * socket bound for it. A hypervisor.args whose QEMU binds the path itself must not find
+ * ours there first, or a connect would reach a socket nobody accepts on.
+ */
+function takesSocketFd(args: string[], fd: number): boolean {
+  return args.some((a) => a.startsWith("socket,") && a.split(",").includes(`fd=${fd}`));
+}
+
 /**
  * Starts `path args` with `dir` (the VM's directory) as its cwd, its output appended to the
- * hypervisor log there, and `fds` as its fds 3, 4, ... (closed here once QEMU has them).
+ * hypervisor log there, sockets listening at the VM's socket paths as VM_SOCKET_FDS (those
+ * its arguments take by fd), and
+ * `fds` (closed here once QEMU has them, as are our copies of the sockets).
  */
 export function startHypervisor(
   path: string,
   args: string[],
   dir: string,
-  fds: (number | "ignore")[] = [],
+  fds: HypervisorFds = {},
 ): Hypervisor {
-  const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
+  const given = [fds.incoming, ...(fds.taps ?? [])].filter((fd): fd is number => fd !== undefined);
+  const owned: number[] = [...given];
   let proc: SpawnedProcess;
   try {
+    const hvLog = openNamed(join(dir, VM_FILES.hypervisorLog), "a");
+    owned.push(hvLog);
+    // Indexed by the fd the hypervisor gets.
+    const inherited: (number | "ignore")[] = ["ignore", hvLog, hvLog, fds.incoming ?? "ignore"];
+    for (const [name, fd] of Object.entries(VM_SOCKET_FDS)) {
+      if (!takesSocketFd(args, fd)) continue;
+      const socket = listenUnix(join(dir, VM_FILES[name as keyof typeof VM_SOCKET_FDS]));
+      owned.push(socket);
+      inherited[fd] = socket;
+    }
+    (fds.taps ?? []).forEach((tap, i) => {
+      inherited[TAP_FD_BASE + i] = tap;
+    });
     proc = spawnWithParentDeath([path, ...args], {
       cwd: dir,
-      stdio: ["ignore", hvLog, hvLog, ...fds],
-      keepCapabilities: Object.values(QEMU_CAPABILITIES),
+      stdio: inherited,
+      keepCapabilities: Object.keys(QEMU_CAPABILITIES),
     });
   } finally {
-    for (const fd of [hvLog, ...fds]) if (fd !== "ignore") closeSync(fd);
+    for (const fd of owned) closeSync(fd);
   }
   let status: number | undefined;
   void proc.exited.then((code) => {

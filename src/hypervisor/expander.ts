@@ -3,7 +3,8 @@ import type { ArgLine, HypervisorArgsFile } from "./args-file.ts";
 
 /**
  * The @TAG@s of hypervisor.args. The first ten are the seed's; the rest were added for
- * this runtime's guest (initrd, agent channel, accelerator, CPU model, memory size).
+ * this runtime's guest (initrd, agent channel, accelerator, CPU model, memory size,
+ * the sockets' fds).
  * This module is the only place that turns hypervisor.args into an argv.
  */
 export const TAGS = {
@@ -22,6 +23,10 @@ export const TAGS = {
   ACCEL: "accelerator: kvm or tcg",
   CPU: "CPU model: host with KVM, max under TCG",
   MEMORY: "guest memory in MiB",
+  VCPUS: "number of vCPUs",
+  COMMS_FD: "fd of a socket listening at @COMMS_SOCKET@, for QEMU's `fd=` (the runtime bound it)",
+  AGENT_FD: "fd of a socket listening at @AGENT_SOCKET@",
+  PROCESS_FD: "fd of a socket listening at @PROCESS_SOCKET@",
 } as const;
 
 export type Tag = keyof typeof TAGS;

@@ -60,6 +60,14 @@ export const VM_FILES = {
   execs: "execs",
 } as const;
 
+/**
+ * The fds at which QEMU inherits the sockets the runtime listens on for it (boot.ts binds
+ * them before QEMU starts, so that a connect succeeds at once instead of being retried
+ * until QEMU has bound its own). fd 3 is a clone's snapshot (template-vm.ts INCOMING_FD),
+ * the taps follow (nics.ts TAP_FD_BASE).
+ */
+export const VM_SOCKET_FDS = { qmp: 4, agent: 5, process: 6 } as const;
+
 /** The path to use for a socket in `dir`: absolute when it fits in sun_path, else relative. */
 export function socketPath(dir: string, name: string): string {
   const abs = join(dir, name);
@@ -76,11 +84,17 @@ function mustExist(file: string | undefined, what: string, source: string): stri
   return file;
 }
 
+/** The size of a VM whose container sets no limits: vm.json's, else 1 vCPU and 256 MiB. */
+export function defaultVmSize(r: ResolvedBundle): { vcpus: number; memoryMiB: number } {
+  return { vcpus: r.vm.vm.vcpus ?? 1, memoryMiB: r.vm.vm.memoryMiB ?? DEFAULT_MEMORY_MIB };
+}
+
 export function planVm(
   r: ResolvedBundle,
   stateDir: string,
   id: string,
   nicBackend: NicBackend = "tap",
+  wanted = defaultVmSize(r),
 ): VmPlan {
   const vm = r.vm.vm;
   const src = r.vm.source;
@@ -91,11 +105,14 @@ export function planVm(
   const uuid = uuidv4();
   const name = `cc-${id}`.slice(0, 64);
   const parsed = readHypervisorArgs(r.hypervisorArgsFile);
-  const memoryMiB = DEFAULT_MEMORY_MIB;
+  const memoryMiB = wanted.memoryMiB;
   const expanded = expand(parsed, {
     COMMS_SOCKET: socketPath(stateDir, VM_FILES.qmp),
     AGENT_SOCKET: socketPath(stateDir, VM_FILES.agent),
     PROCESS_SOCKET: socketPath(stateDir, VM_FILES.process),
+    COMMS_FD: String(VM_SOCKET_FDS.qmp),
+    AGENT_FD: String(VM_SOCKET_FDS.agent),
+    PROCESS_FD: String(VM_SOCKET_FDS.process),
     CONSOLE_DEVICE: `file,id=console,path=${join(stateDir, VM_FILES.console)}`,
     WORKLOAD_DIR: join(stateDir, VM_FILES.shared),
     KERNEL: kernel,
@@ -108,6 +125,7 @@ export function planVm(
     ACCEL: accel.accel,
     CPU: accel.cpu,
     MEMORY: String(memoryMiB),
+    VCPUS: String(wanted.vcpus),
   });
   // A hypervisor named by the vm object overrides the first line of hypervisor.args.
   const path = vm.hypervisorPath ?? expanded.path;

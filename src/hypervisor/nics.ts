@@ -4,7 +4,7 @@
  * for a network connected later), templates included: a template's cards have a
  * backend that goes nowhere (a hub port), a container's are taps in its network namespace,
  * opened by its stand-in and inherited by QEMU as fds TAP_FD_BASE.. (fd 3 is the template
- * snapshot's, or unused). Neither has a virtio-net header (the tap is opened without
+ * snapshot's, or unused; 4-6 its sockets', launcher.ts VM_SOCKET_FDS). Neither has a virtio-net header (the tap is opened without
  * IFF_VNET_HDR, sys/tap.ts), so that the card a template saved and the card a clone
  * restores offer the guest the same features.
  *
@@ -14,7 +14,7 @@
  */
 export const DEFAULT_NICS = 2;
 export const MAX_NICS = 8;
-export const TAP_FD_BASE = 4;
+export const TAP_FD_BASE = 7;
 
 export type NicBackend = "tap" | "template";
 

@@ -78,15 +78,17 @@ export async function migration(qmp: Qmp, command: string, uri: string): Promise
   return String((await ended).data?.status);
 }
 
+/** Builds the template of `r`'s VMs of `size` in `dir`. */
 export async function buildTemplate(
   r: ResolvedBundle,
+  size: { vcpus: number; memoryMiB: number },
   dir: string,
   log: Logger,
   bootTimeoutMs: number,
 ): Promise<void> {
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
-  const plan = planVm(r, dir, "template", "template");
+  const plan = planVm(r, dir, "template", "template", size);
   const memory = join(dir, MEMORY);
   // The guest's RAM lands in this file as the guest touches it: a filesystem that fills up
   // under it kills QEMU (SIGBUS) at some page. Room for all of it is asked first.

@@ -124,6 +124,7 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       extra: r.vm.vm.hypervisorParameters,
       accel: plan.accel,
       memory: plan.memoryMiB,
+      vcpus: plan.vcpus,
       nics: plan.nics,
       runtime: fileId(process.execPath),
     }),
@@ -172,7 +173,7 @@ export async function ensureTemplate(
     // Missing or damaged: whoever still holds a damaged one fails with it; wait for them.
     if (!remove(dir, true)) throw new RuntimeError(`cannot remove the damaged VM template ${dir}`);
     const build = `${dir}.build`;
-    await buildTemplate(r, build, log, bootTimeoutMs);
+    await buildTemplate(r, { vcpus: plan.vcpus, memoryMiB: plan.memoryMiB }, build, log, bootTimeoutMs);
     recordMeta(build, inputsOf(r, plan));
     renameSync(build, dir);
     log.info(`built VM template ${dir}`);

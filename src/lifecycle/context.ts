@@ -15,6 +15,8 @@ export interface RuntimeContext {
   readonly loggerOptions: LoggerOptions;
   /** The state root (--root), absolute and symlink-free. */
   readonly root: string;
+  /** --systemd-cgroup: cgroupsPath is systemd's `slice:prefix:name`. */
+  readonly systemdCgroup?: boolean;
   /** Logs (debug) that an option was accepted for compatibility and has no effect. */
   noteIgnored(name: string, value: unknown): void;
 }

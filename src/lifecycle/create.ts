@@ -2,12 +2,13 @@
  * create: bundle in, VM up, container created in the guest (user process not started),
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
+
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
-import { planVm } from "../hypervisor/launcher.ts";
+import { defaultVmSize, planVm } from "../hypervisor/launcher.ts";
 import {
   discardTemplate,
   ensureTemplate,
@@ -26,11 +27,13 @@ import type { RuntimeContext } from "./context.ts";
 import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
+import { hostCgroupPath, hostLimits, makeHostCgroup } from "./host-cgroup.ts";
 import { checkNamespaces } from "./namespaces.ts";
 import { toSpecState } from "./query.ts";
 import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
 import { callStandin } from "./standin-client.ts";
+import { hostSize, sizeVm } from "./vm-size.ts";
 
 /** What create (and run) is asked: runc's create flags, by name. */
 export interface CreateRequest {
@@ -117,7 +120,13 @@ export async function create(
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
   const dir = ctx.store.dir(id);
-  const plan = planVm(r, dir, id);
+  const size = sizeVm(
+    r.oci.linux?.resources as Parameters<typeof sizeVm>[0],
+    defaultVmSize(r),
+    hostSize(),
+    (msg) => ctx.logger.debug(`${id}: ${msg}`),
+  );
+  const plan = planVm(r, dir, id, "tap", size);
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {
@@ -144,6 +153,13 @@ export async function create(
   });
   let standin: StartedStandin | undefined;
   try {
+    const resources = r.oci.linux?.resources as Parameters<typeof hostLimits>[0];
+    const cgroup = makeHostCgroup(
+      hostCgroupPath(r.oci.linux?.cgroupsPath as string | undefined, id, ctx.systemdCgroup === true),
+      hostLimits(resources, plan, plan.accel.accel),
+      (msg) => ctx.logger.debug(`${id}: ${msg}`),
+    );
+    if (cgroup) ctx.store.update(id, (s) => ({ ...s, hostCgroup: cgroup }));
     saveConfig(dir, r.oci);
     const timeout = bootTimeoutMs(plan.accel.accel);
     const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
@@ -168,6 +184,7 @@ export async function create(
         network,
         nics: plan.nics,
         incoming,
+        cgroup: cgroup?.dirs,
         log: ctx.loggerOptions,
       };
       writeFileNamed(launchFile, JSON.stringify(launch));

@@ -2,12 +2,13 @@
  * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
  * Used by delete, and by create/start when they fail part-way ("as if never tried").
  */
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
 import { cleanLeftJoins } from "../standin/network-record.ts";
 import type { StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { isAlive } from "../sys/proc.ts";
+import { removeHostCgroup } from "./host-cgroup.ts";
 
 const KILL_WAIT_MS = 3_000;
 
@@ -31,7 +32,14 @@ export async function killVm(state: StoredState | undefined): Promise<void> {
 
 export async function destroy(store: StateStore, id: string): Promise<void> {
   const dir = store.dir(id);
-  await killVm(store.tryRead(id));
+  const state = store.tryRead(id);
+  await killVm(state);
+  // Empty now: its stand-in and QEMU are gone (a cgroup that still holds a process is an error).
+  try {
+    await removeHostCgroup(state);
+  } catch (err) {
+    throw new RuntimeError(`${id}: ${errorMessage(err)}`);
+  }
   // A stand-in killed outright left its tc redirects in a namespace that outlives it.
   const left = cleanLeftJoins(dir);
   if (left) throw new RuntimeError(`${id}: ${left}`);

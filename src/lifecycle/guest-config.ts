@@ -78,9 +78,7 @@ export function cpusetCpus(list: string): number[] | undefined {
 
 /**
  * linux.resources as the guest's cgroup v2 can take them. memory.kernel and kernelTCP are
- * deprecated (runtime-spec: "may be ignored") and cgroup v2 has no such files: dropped. A
- * cpuset naming CPUs the VM does not have is an error (runc's answer to CPUs the host does
- * not have), until VMs are sized from the container's limits.
+ * deprecated (runtime-spec: "may be ignored") and cgroup v2 has no such files: dropped.
  */
 function guestResources(resources: Record<string, unknown> | undefined, ctx: GuestContext) {
   const r = structuredClone(resources ?? {});
@@ -92,16 +90,22 @@ function guestResources(resources: Record<string, unknown> | undefined, ctx: Gue
       delete memory[field];
     }
   }
-  const cpus = (r.cpu as { cpus?: string } | undefined)?.cpus;
-  if (cpus) {
-    const list = cpusetCpus(cpus);
-    if (!list)
-      throw new RuntimeError(`field "linux.resources.cpu.cpus": ${JSON.stringify(cpus)} is not a CPU list`);
-    const beyond = list.filter((c) => c >= ctx.vcpus);
-    if (beyond.length > 0)
+  const cpu = r.cpu as { cpus?: string; mems?: string } | undefined;
+  if (cpu?.cpus) {
+    if (!cpusetCpus(cpu.cpus))
       throw new RuntimeError(
-        `field "linux.resources.cpu.cpus": ${JSON.stringify(cpus)} names CPU ${beyond[0]}, the VM has ${ctx.vcpus} (CPUs 0-${ctx.vcpus - 1})`,
+        `field "linux.resources.cpu.cpus": ${JSON.stringify(cpu.cpus)} is not a CPU list`,
       );
+  }
+  // The cpuset names host CPUs and memory nodes: the host cgroup pins the VM to them
+  // (host-cgroup.ts), and the VM has as many vCPUs as they are (vm-size.ts), all the container's.
+  for (const field of ["cpus", "mems"] as const) {
+    if (cpu?.[field] !== undefined) {
+      ctx.note(
+        `linux.resources.cpu.${field} ${JSON.stringify(cpu[field])} applied on the host (the VM has ${ctx.vcpus} vCPUs)`,
+      );
+      delete cpu[field];
+    }
   }
   return r;
 }

@@ -26,9 +26,22 @@ export function toSpecState(s: StoredState): SpecState {
     bundle: s.bundle,
     rootfs: s.rootfs,
     created: s.created,
-    annotations: s.annotations,
+    annotations: { ...s.annotations, ...vmAnnotations(s) },
     owner: s.owner,
   };
+}
+
+/** The VM's real size, for whoever reads the state (hooks, managers): what it was given. */
+export const VM_ANNOTATIONS = {
+  vcpus: "io.cc-oci-runtime.vm.vcpus",
+  memory: "io.cc-oci-runtime.vm.memory-mib",
+};
+
+function vmAnnotations(s: StoredState): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (s.vm?.vcpus) out[VM_ANNOTATIONS.vcpus] = String(s.vm.vcpus);
+  if (s.vm?.memoryMiB) out[VM_ANNOTATIONS.memory] = String(s.vm.memoryMiB);
+  return out;
 }
 
 export function specState(store: StateStore, id: string): SpecState {

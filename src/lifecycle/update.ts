@@ -1,15 +1,18 @@
 /**
- * update: new limits for the container's cgroup inside the guest (crun update there).
+ * update: new limits for the container's cgroup inside the guest (crun update there), and
+ * for its VM's cgroup on the host (lifecycle/host-cgroup.ts).
  * The VM itself is not resized (no memory or CPU hotplug on microvm): a limit beyond what
  * the VM has is refused with an error rather than accepted and meaningless.
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { validate } from "../config/validate.ts";
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
 import { assertCan } from "../state/transitions.ts";
+import { setCgroupLimits } from "../sys/cgroups.ts";
 import type { RuntimeContext } from "./context.ts";
 import { GUEST_RESERVE_MIB } from "./guest-config.ts";
+import { hostLimits } from "./host-cgroup.ts";
 import { liveStatus } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
 
@@ -98,6 +101,20 @@ export async function updateContainer(ctx: RuntimeContext, id: string, flags: Up
       `memory limit ${limit} exceeds the VM's memory (${vmMiB} MiB, of which ${GUEST_RESERVE_MIB} MiB the guest keeps); the VM is not resized`,
     );
   }
-  await callStandin(ctx.store.dir(id), id, "update", { id, resources: r });
+  // A cpuset names host CPUs: it pins the VM on the host; the guest's CPUs are all the container's.
+  const { cpus, mems, ...guestCpu } = r.cpu ?? {};
+  const guest = { ...r, ...(r.cpu ? { cpu: guestCpu } : {}) };
+  if (r.cpu && Object.keys(guestCpu).length === 0) delete guest.cpu;
+  if (Object.keys(guest).length) await callStandin(ctx.store.dir(id), id, "update", { id, resources: guest });
+  if (s.hostCgroup) {
+    const size = { memoryMiB: vmMiB, vcpus: s.vm?.vcpus ?? 1 };
+    try {
+      setCgroupLimits(s.hostCgroup, hostLimits(r, size, s.vm?.accelerator ?? "tcg"));
+    } catch (err) {
+      throw new RuntimeError(`update of the host cgroup: ${errorMessage(err)}`);
+    }
+  } else if (cpus !== undefined || mems !== undefined) {
+    throw new RuntimeError("update: a cpuset pins the VM on the host, and this container has no host cgroup");
+  }
   return 0;
 }

@@ -15,6 +15,7 @@ import { Logger } from "../log/logger.ts";
 import type { Channel } from "../protocol/channel.ts";
 import type { EventEnvelope, RequestOf } from "../protocol/messages.ts";
 import { StateStore } from "../state/store.ts";
+import { joinCgroup } from "../sys/cgroups.ts";
 import { openNamed } from "../sys/files.ts";
 import { unmountBelow } from "../sys/mounts.ts";
 import { hostProcess } from "../sys/proc.ts";
@@ -95,6 +96,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
 
   try {
     process.chdir(dir);
+    // Into the container's host cgroup first: QEMU is born in it (lifecycle/host-cgroup.ts).
+    if (spec.cgroup) joinCgroup({ dirs: spec.cgroup });
     enterNetworkNamespace(log, spec);
     const taps = network.openTaps();
     // Not recursive: a state directory removed meanwhile (delete -f) must stay removed. It
@@ -107,11 +110,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     bindShares(shared, spec.shares);
     // A clone reads its state from the template's snapshot on this fd (template-vm.ts INCOMING_FD).
     const snapshot = spec.incoming ? openNamed(spec.incoming, "r") : undefined;
-    // fd 3: the snapshot (or nothing); then the taps (hypervisor/nics.ts TAP_FD_BASE).
-    const vm = startHypervisor(spec.hypervisor.path, spec.hypervisor.args, dir, [
-      snapshot ?? "ignore",
-      ...taps,
-    ]);
+    const vm = startHypervisor(spec.hypervisor.path, spec.hypervisor.args, dir, { incoming: snapshot, taps });
     qemu = vm;
     void vm.process.exited.then((code: number) => {
       log.debug(`${spec.id}: hypervisor exited with ${code}`);
@@ -204,8 +203,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
           () => true,
           () => false,
         ));
-      const until = Date.now() + (synced ? 0 : POWEROFF_GRACE_MS);
-      while (vm.alive() && Date.now() < until) await Bun.sleep(20);
+      if (!synced && vm.alive()) {
+        // An unref'd timer: the grace period must not keep the stand-in alive by itself.
+        await Promise.race([vm.process.exited, new Promise((r) => setTimeout(r, POWEROFF_GRACE_MS).unref())]);
+      }
       teardown();
       await qemuGone();
       log.debug(`${spec.id}: workload exited with status ${status}`);

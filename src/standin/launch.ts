@@ -44,6 +44,8 @@ export const ContainerLaunch = z.object({
   nics: z.number().int().min(0),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
+  /** The host cgroup to join before QEMU starts (controller -> directory), if any. */
+  cgroup: z.record(z.string(), z.string()).optional(),
   log: LogSpec,
 });
 export type ContainerLaunch = z.infer<typeof ContainerLaunch>;

@@ -27,6 +27,15 @@ export const VmInfo = z.object({
 });
 export type VmInfo = z.infer<typeof VmInfo>;
 
+/** The container's cgroup on the host (lifecycle/host-cgroup.ts), as sys/cgroups.ts made it. */
+export const HostCgroup = z.object({
+  version: z.union([z.literal(1), z.literal(2)]),
+  /** controller (v1) or "" (v2) -> directory */
+  dirs: z.record(z.string(), z.string()),
+  /** The directories made for it: removed on delete. */
+  created: z.array(z.string()),
+});
+
 /**
  * What `<root>/<id>/state.json` holds: the runtime-spec state fields, plus what this
  * runtime needs to find the container's stand-in and VM again from another process.
@@ -45,6 +54,7 @@ export const StoredState = z.object({
   /** The stand-in, the one writer of this file from created on. */
   standin: HostProcess.optional(),
   vm: VmInfo.optional(),
+  hostCgroup: HostCgroup.optional(),
   exitStatus: z.number().int().optional(),
   /** Processes of the container its memory cgroup's OOM killer killed (the stand-in counts). */
   oomKills: z.number().int().optional(),

@@ -15,29 +15,15 @@
  * the call itself.
  */
 import { ptr } from "bun:ffi";
-import { closeSync, lstatSync, openSync, unlinkSync } from "node:fs";
-import { basename, dirname } from "node:path";
-import {
-  EAGAIN,
-  EINTR,
-  libc,
-  O_CLOEXEC,
-  O_DIRECTORY,
-  O_PATH,
-  SOCK_CLOEXEC,
-  SOCK_NONBLOCK,
-  sysError,
-} from "./libc.ts";
+import { lstatSync, unlinkSync } from "node:fs";
+import { EAGAIN, EINTR, libc, SOCK_CLOEXEC, SOCK_NONBLOCK, sysError } from "./libc.ts";
+import { AF_UNIX, listenUnix, SOCK_STREAM, SOCKADDR_UN_SIZE, sockaddr } from "./unix-socket.ts";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CTRUNC = 0x8;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const SUN_PATH_MAX = 108;
-const SOCKADDR_UN_SIZE = 110;
 const MSGHDR_SIZE = 56;
 const IOVEC_SIZE = 16;
 const CMSG_HDR = 16;
@@ -46,27 +32,6 @@ const CONTROL_SIZE = CMSG_HDR + 16 * 4;
 const MAX_MESSAGE = 4096;
 
 const align8 = (n: number) => (n + 7) & ~7;
-
-/**
- * A sockaddr_un for path. A path longer than sun_path allows is reached through its
- * directory, opened O_PATH: "/proc/self/fd/N/name" (the returned cleanup closes N).
- */
-function sockaddr(path: string): { addr: Buffer; cleanup: () => void } {
-  let target = path;
-  let dirFd = -1;
-  if (Buffer.byteLength(path) >= SUN_PATH_MAX) {
-    dirFd = openSync(dirname(path), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    target = `/proc/self/fd/${dirFd}/${basename(path)}`;
-    if (Buffer.byteLength(target) >= SUN_PATH_MAX) {
-      closeSync(dirFd);
-      throw new Error(`${path}: socket file name too long`);
-    }
-  }
-  const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  addr.write(target, 2, "utf8");
-  return { addr, cleanup: () => dirFd >= 0 && closeSync(dirFd) };
-}
 
 /** One buffer laid out as msghdr | iovec | control | data, with the pointers filled in. */
 function messageBuffer(dataLen: number, controlLen: number) {
@@ -157,22 +122,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export function receiveFdServer(socketPath: string): FdServer {
   const c = libc();
-  try {
-    unlinkSync(socketPath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const lfd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) throw sysError("socket", `listen on ${socketPath}`);
+  const lfd = listenUnix(socketPath, { nonBlocking: true });
   let ino: number;
   try {
-    const { addr, cleanup } = sockaddr(socketPath);
-    try {
-      if (c.bind(lfd, addr, SOCKADDR_UN_SIZE) !== 0) throw sysError("bind", `listen on ${socketPath}`);
-    } finally {
-      cleanup();
-    }
-    if (c.listen(lfd, 4) !== 0) throw sysError("listen", `listen on ${socketPath}`);
     ino = lstatSync(socketPath).ino;
   } catch (err) {
     c.close(lfd);

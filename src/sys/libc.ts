@@ -9,11 +9,6 @@ import { constants as osConstants } from "node:os";
 
 const symbols = {
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  prctl: {
-    args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64],
-    returns: FFIType.i32,
-  },
-  setsid: { args: [], returns: FFIType.i32 },
   waitpid: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   waitid: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   kill: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -52,11 +47,8 @@ const symbols = {
   unshare: { args: [FFIType.i32], returns: FFIType.i32 },
   setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  signal: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.ptr },
-  getsid: { args: [FFIType.i32], returns: FFIType.i32 },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  execve: { args: [FFIType.cstring, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   mount: {
     args: [FFIType.cstring, FFIType.cstring, FFIType.cstring, FFIType.u64, FFIType.ptr],
     returns: FFIType.i32,
@@ -66,8 +58,6 @@ const symbols = {
     returns: FFIType.i32,
   },
   umount2: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
-  capget: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  capset: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   sethostname: { args: [FFIType.cstring, FFIType.u64], returns: FFIType.i32 },
   reboot: { args: [FFIType.i32], returns: FFIType.i32 },
   sync: { args: [], returns: FFIType.void },
@@ -127,12 +117,6 @@ export { ptr };
 
 export const LOCK_EX = 2;
 export const LOCK_UN = 8;
-export const PR_SET_PDEATHSIG = 1;
-export const PR_CAPBSET_DROP = 24;
-export const PR_CAP_AMBIENT = 47;
-export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-export const PR_SET_NAME = 15;
-export const PR_SET_CHILD_SUBREAPER = 36;
 export const WNOHANG = 1;
 export const SIGKILL = 9;
 

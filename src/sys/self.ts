@@ -1,5 +1,5 @@
 /**
- * How this executable starts itself in another role (`__standin`, `__exec`...).
+ * How this executable starts itself in another role (`__standin`, `__netclean`...).
  *  - Compiled binary (`bun build --compile`): modules live under "/$bunfs/" and
  *    process.argv[1] is such a path, which must NOT be passed again: [execPath, role...].
  *  - From source (`bun src/main.ts`): the runtime is bun and the script is src/main.ts,

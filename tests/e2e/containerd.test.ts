@@ -7,6 +7,9 @@
 import { describe } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { GUEST_RESERVE_MIB } from "../../src/lifecycle/guest-config.ts";
+import { HOST_OVERHEAD_MIB } from "../../src/lifecycle/host-cgroup.ts";
+import { MEMORY_STEP_MIB } from "../../src/lifecycle/vm-size.ts";
 import { checkExecSteps } from "./lib/cli.ts";
 import { buildImage, IMAGE } from "./lib/image.ts";
 import { Containerd } from "./lib/managers.ts";
@@ -50,7 +53,7 @@ const e2e = suite("containerd", runtimeLogs, async (ws, go) => {
     const id = "c-long";
     await s.need(
       "run",
-      ctrRun(c, ["-d", "--log-uri", `file://${log}`], id, [
+      ctrRun(c, ["-d", "--log-uri", `file://${log}`, "--memory-limit", String(256 * MIB)], id, [
         "sh",
         "-c",
         'trap "echo got-term; exit 7" TERM; echo ready; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done',
@@ -82,6 +85,8 @@ const e2e = suite("containerd", runtimeLogs, async (ws, go) => {
       c.ctr(["task", "exec", "--exec-id", "e2", id, "sh", "-c", "exit 5"], { timeout: 60_000 }),
     );
     await s.step("ps", c.ctr(["task", "ps", id], { timeout: 60_000 }));
+    // The shim reads the cgroup of the task's pid (the stand-in): the VM's.
+    await s.step("metrics", c.ctr(["task", "metrics", id], { timeout: 60_000 }));
 
     const ticks = () => countLines(fileText(log), /^tick /);
     await s.step("pause", c.ctr(["task", "pause", id], { timeout: 60_000 }));
@@ -122,6 +127,17 @@ const e2e = suite("containerd", runtimeLogs, async (ws, go) => {
     s.steps.ls = await c.ctr(["containers", "ls", "-q"]);
   });
 });
+
+const MIB = 1024 * 1024;
+
+/** A value of `ctr task metrics`' table (v1 names, or v2's). */
+function metric(out: string, names: string[]): number {
+  for (const line of out.split("\n")) {
+    const [name, value] = line.trim().split(/\s+/);
+    if (name && names.includes(name)) return Number(value);
+  }
+  return Number.NaN;
+}
 
 describe("ctr --runc-binary cc-oci-runtime", () => {
   e2e.test("ctr run --rm IMAGE echo hi", "rm", (s) => {
@@ -165,4 +181,20 @@ describe("ctr --runc-binary cc-oci-runtime", () => {
     s.check("delete", { code: 0, stderr: /exit code 7\b/ });
     s.check("containerDelete", { code: 0 });
   });
+
+  e2e.test(
+    "task metrics: the VM's memory and its bound (256 MiB limit: the VM + its overhead)",
+    "long",
+    (s) => {
+      const out = s.check("metrics", { code: 0 }).stdout;
+      const limit = metric(out, ["memory.limit_in_bytes", "memory.limit"]);
+      const usage = metric(out, ["memory.usage_in_bytes", "memory.usage"]);
+      const vm = Math.ceil((256 + GUEST_RESERVE_MIB) / MEMORY_STEP_MIB) * MEMORY_STEP_MIB;
+      const bounds = [vm + HOST_OVERHEAD_MIB.kvm, vm + HOST_OVERHEAD_MIB.tcg].map((m) => m * MIB);
+      if (!bounds.includes(limit))
+        throw new Error(s.explain("metrics", `limit is not one of ${bounds.join(", ")}`));
+      // A stand-in alone (a Bun program) is ~10 MiB of its own; with QEMU and its guest, far more.
+      if (!(usage > 64 * MIB)) throw new Error(s.explain("metrics", "the usage is not a VM's"));
+    },
+  );
 });

@@ -128,7 +128,8 @@ describe("state and list", () => {
       bundle: "/b1",
       rootfs: "/b1/rootfs",
       created: "2026-01-01T00:00:00.000Z",
-      annotations: { a: "b" },
+      // The config's, and the VM's real size.
+      annotations: { a: "b", "io.cc-oci-runtime.vm.vcpus": "1", "io.cc-oci-runtime.vm.memory-mib": "256" },
       owner: "root",
     });
   });

@@ -18,6 +18,10 @@ const ALL: Required<TagValues> = {
   ACCEL: "tcg",
   CPU: "max",
   MEMORY: "256",
+  VCPUS: "2",
+  COMMS_FD: "4",
+  AGENT_FD: "5",
+  PROCESS_FD: "6",
 };
 
 describe("hypervisor.args", () => {

@@ -34,13 +34,13 @@ describe("guest config", () => {
     expect(g.notes.join("\n")).toMatch(/memory\.kernelTCP ignored/);
   });
 
-  test("a cpuset within the VM is kept; one naming a CPU the VM lacks is an error naming the field", () => {
-    expect(run(base((c) => (c.linux.resources = { cpu: { cpus: "0" } }))).linux.resources).toMatchObject({
-      cpu: { cpus: "0" },
-    });
-    expect(() => run(base((c) => (c.linux.resources = { cpu: { cpus: "0-3" } })))).toThrow(
-      'field "linux.resources.cpu.cpus": "0-3" names CPU 1, the VM has 1 (CPUs 0-0)',
+  test("a cpuset is the host's (the VM is pinned and sized by it): not in the guest; a bad list is an error naming the field", () => {
+    const g = run(
+      base((c) => (c.linux.resources = { cpu: { cpus: "2-3", mems: "0", shares: 512 } })),
+      2,
     );
+    expect((g.linux.resources as { cpu?: unknown }).cpu).toEqual({ shares: 512 });
+    expect(g.notes.join("\n")).toMatch(/cpu\.cpus "2-3" applied on the host \(the VM has 2 vCPUs\)/);
     expect(() => run(base((c) => (c.linux.resources = { cpu: { cpus: "x" } })))).toThrow(/is not a CPU list/);
     expect(cpusetCpus("0-2,5")).toEqual([0, 1, 2, 5]);
   });

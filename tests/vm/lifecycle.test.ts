@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeBundle } from "../lib/bundle.ts";
 import { tempDir } from "../lib/cli.ts";
@@ -32,6 +32,19 @@ function expectedSeq(n: number): { size: number; sha: string } {
 
 const hostFile = join(tempDir(), "shared.txt");
 writeFileSync(hostFile, "content-from-the-host\n");
+
+/** A bundle whose hypervisor.args has QEMU bind its sockets at the @..._SOCKET@ paths. */
+function pathSocketsBundle(): string {
+  const b = makeBundle({ args: ["sh", "-c", "echo via-path-sockets"] });
+  const file = join(b, "hypervisor.args");
+  const text = readFileSync(file, "utf8")
+    .replace(/^socket,id=qmp,fd=@COMMS_FD@,(.*)$/m, "socket,id=qmp,path=@COMMS_SOCKET@,$1")
+    .replace(/fd=@AGENT_FD@/, "path=@AGENT_SOCKET@")
+    .replace(/fd=@PROCESS_FD@/, "path=@PROCESS_SOCKET@");
+  expect(text.split("\n").filter((l) => !l.startsWith("#") && l.includes("_FD@"))).toEqual([]);
+  writeFileSync(file, text);
+  return b;
+}
 
 const results: Record<string, Awaited<ReturnType<Runtime["run"]>>> = {};
 
@@ -76,6 +89,10 @@ beforeAll(async () => {
       }),
       "settings",
     ]),
+    // A hypervisor.args of the older form: QEMU binds its sockets itself (path=, server=on).
+    pathSockets: rt.run(["run", "--bundle", pathSocketsBundle(), "pathsockets"], {
+      env: { CC_OCI_TEMPLATE: "0" },
+    }),
   };
   const names = Object.keys(jobs);
   const done = await Promise.all(Object.values(jobs));
@@ -132,6 +149,11 @@ describe("run", () => {
       "READONLY",
       "0027",
     ]);
+  });
+
+  test("a hypervisor.args where QEMU binds its own sockets (path=) works as well", () => {
+    expect(results.pathSockets?.stdout).toBe("via-path-sockets\n");
+    expect(results.pathSockets?.code).toBe(0);
   });
 
   test("several containers ran at once, and nothing is left after run", () => {
