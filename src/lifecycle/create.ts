@@ -238,7 +238,8 @@ export async function create(
     return standin;
   } catch (err) {
     standin?.release();
-    await destroy(ctx.store, id);
+    // The create's own error is the one to report; one of the cleanup goes to the log.
+    await destroy(ctx.store, id).catch((e: unknown) => ctx.logger.error(`${id}: ${errorMessage(e)}`));
     throw err;
   }
 }

@@ -6,7 +6,7 @@ import { errorMessage, RuntimeError } from "../errors.ts";
 import { cleanLeftJoins } from "../standin/network-record.ts";
 import type { StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
-import { unmountAndRemove } from "../sys/mounts.ts";
+import { unmountAndRemove, unmountBelow } from "../sys/mounts.ts";
 import { isAlive } from "../sys/proc.ts";
 import { removeHostCgroup } from "./host-cgroup.ts";
 
@@ -34,15 +34,22 @@ export async function destroy(store: StateStore, id: string): Promise<void> {
   const dir = store.dir(id);
   const state = store.tryRead(id);
   await killVm(state);
-  // Empty now: its stand-in and QEMU are gone (a cgroup that still holds a process is an error).
+  // Empty now: its stand-in and QEMU are gone. A cgroup that still holds a process after
+  // the wait (a QEMU stuck in the kernel) is an error; the container's mounts go all the
+  // same, and its state stays, so that a later delete can finish.
+  let busy: string | undefined;
   try {
     await removeHostCgroup(state);
   } catch (err) {
-    throw new RuntimeError(`${id}: ${errorMessage(err)}`);
+    busy = errorMessage(err);
   }
   // A stand-in killed outright left its tc redirects in a namespace that outlives it.
   const left = cleanLeftJoins(dir);
   if (left) throw new RuntimeError(`${id}: ${left}`);
+  if (busy) {
+    unmountBelow(dir);
+    throw new RuntimeError(`${id}: ${busy}`);
+  }
   // Everything mounted below the directory (the share: the user's rootfs and volumes)
   // is unmounted and verified gone before anything is removed.
   unmountAndRemove(dir);

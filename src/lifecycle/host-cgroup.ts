@@ -48,7 +48,8 @@ export function hostLimits(resources: Resources | undefined, size: VmSize, accel
       (size.memoryMiB + (accel === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg)) * mib;
   const cpu = resources?.cpu;
   if (cpu?.period) limits.cpuPeriod = cpu.period;
-  if (cpu?.quota !== undefined && cpu.quota > 0) limits.cpuQuota = cpu.quota;
+  // -1 (update's "no limit") lifts the host's quota too.
+  if (cpu?.quota !== undefined && cpu.quota !== 0) limits.cpuQuota = cpu.quota > 0 ? cpu.quota : null;
   if (cpu?.shares) limits.cpuShares = cpu.shares;
   if (cpu?.cpus) limits.cpus = cpu.cpus;
   if (cpu?.mems) limits.mems = cpu.mems;

@@ -8,7 +8,7 @@
  * controllers, as here) the v1 hierarchies are the ones that hold limits: v1 is used.
  */
 import { mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, posix } from "node:path";
 
 /** v1 controllers this runtime writes limits to or reads statistics from. */
 const V1_CONTROLLERS = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer"] as const;
@@ -69,9 +69,14 @@ export interface HostCgroupDirs {
 export function resolveCgroupDirs(cgroupsPath: string, mounts: CgroupMounts): Record<string, string> {
   const own = ownCgroups();
   const dirs: Record<string, string> = {};
+  if (!cgroupsPath.startsWith("/") && mounts.version === 2)
+    throw new Error(
+      `cgroupsPath ${JSON.stringify(cgroupsPath)}: a relative path on cgroup v2 would be below the runtime's own cgroup, which holds processes (give an absolute one)`,
+    );
   for (const [controller, root] of Object.entries(mounts.roots)) {
     const base = cgroupsPath.startsWith("/") ? "/" : (own[controller] ?? "/");
-    dirs[controller] = join(root, base, cgroupsPath);
+    // Normalised from "/" as runc does: ".." cannot climb out of the hierarchy.
+    dirs[controller] = join(root, posix.normalize(`/${base}/${cgroupsPath}`));
   }
   return dirs;
 }
@@ -97,17 +102,18 @@ function exists(dir: string): boolean {
   }
 }
 
-/** The directories from the hierarchy's root down to `dir` that do not exist yet, in order. */
-function missing(root: string, dir: string): string[] {
+/** The directories from below the hierarchy's root down to `dir`, in order. */
+function chain(root: string, dir: string): string[] {
   const out: string[] = [];
-  for (let d = dir; d.length > root.length && !exists(d); d = join(d, "..")) out.unshift(d);
+  for (let d = dir; d.length > root.length; d = dirname(d)) out.unshift(d);
   return out;
 }
 
 /**
- * Makes the cgroup `cgroupsPath` in every hierarchy. A v1 cpuset made here takes its
- * parent's CPUs and memory nodes (a new one has none, and no process could join it); in v2
- * the controllers are enabled down the tree. On failure, what was made is removed.
+ * Makes the cgroup `cgroupsPath` in every hierarchy. A v1 cpuset on the way (made here, or
+ * made by another create a moment ago and not filled in yet) takes its parent's CPUs and
+ * memory nodes when it has none (a new one has none, and no process could join it); in v2
+ * the controllers are enabled all the way down. On failure, what was made is removed.
  */
 export function makeCgroup(cgroupsPath: string, mounts = cgroupMounts()): HostCgroupDirs {
   const dirs = resolveCgroupDirs(cgroupsPath, mounts);
@@ -115,18 +121,20 @@ export function makeCgroup(cgroupsPath: string, mounts = cgroupMounts()): HostCg
   try {
     for (const [controller, dir] of Object.entries(dirs)) {
       const root = mounts.roots[controller] as string;
-      for (const d of missing(root, dir)) {
-        if (mounts.version === 2) enableV2Controllers(join(d, ".."));
-        try {
-          mkdirSync(d);
-        } catch (err) {
-          // Made meanwhile by another container's create (a shared parent): not ours.
-          if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
-          throw err;
+      for (const d of chain(root, dir)) {
+        if (mounts.version === 2) enableV2Controllers(dirname(d));
+        if (!exists(d)) {
+          try {
+            mkdirSync(d);
+            made.created.push(d);
+          } catch (err) {
+            // Made meanwhile by another container's create (a shared parent): not ours.
+            if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          }
         }
-        made.created.push(d);
         if (controller === "cpuset") {
-          for (const f of ["cpuset.cpus", "cpuset.mems"]) writeCgroupFile(d, f, read(join(d, "..", f)));
+          for (const f of ["cpuset.cpus", "cpuset.mems"])
+            if (!read(join(d, f))) writeCgroupFile(d, f, read(join(dirname(d), f)));
         }
       }
     }

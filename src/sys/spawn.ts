@@ -17,6 +17,7 @@
  */
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
+import { libc, sysError } from "./libc.ts";
 
 const SETPRIV = "/usr/bin/setpriv";
 /**
@@ -55,6 +56,36 @@ export interface SpawnedProcess {
   child: ChildProcess;
 }
 
+/** fcntl's F_DUPFD_CLOEXEC: a copy of the fd at the lowest free number >= the argument. */
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * The stdio array with every fd given moved above all the fds the child gets (copies, closed
+ * by release() once it is spawned), and holes filled with "ignore". Bun's spawn dup2()s them
+ * into place in index order without first moving them out of the way: an fd 5 meant for the
+ * child's fd 8 would be overwritten by whatever goes to 5 before it is copied to 8.
+ */
+function safeStdio(given: StdioOptions | undefined): { stdio: StdioOptions; release: () => void } {
+  if (!Array.isArray(given)) return { stdio: given ?? "ignore", release: () => {} };
+  const copies: number[] = [];
+  const release = () => {
+    for (const fd of copies) libc().close(fd);
+  };
+  try {
+    const stdio = Array.from(given, (v) => {
+      if (typeof v !== "number") return v ?? "ignore";
+      const copy = libc().fcntl(v, F_DUPFD_CLOEXEC, BigInt(given.length));
+      if (copy < 0) throw sysError("fcntl(F_DUPFD_CLOEXEC)", `fd ${v}`);
+      copies.push(copy);
+      return copy;
+    });
+    return { stdio, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
 /** setpriv's arguments that leave the program `keep` only (setpriv names them without CAP_). */
 function capabilityArgs(keep: string[] | undefined): string[] {
   if (!keep) return [];
@@ -81,12 +112,13 @@ export function spawnWithParentDeath(argv: string[], opts: SpawnOptions = {}): S
     String(process.pid),
     ...argv,
   ];
-  const child = spawn(SETPRIV, args, {
-    cwd: opts.cwd,
-    stdio: opts.stdio ?? "ignore",
-    env: opts.env ?? process.env,
-    detached: true,
-  });
+  const { stdio, release } = safeStdio(opts.stdio);
+  let child: ChildProcess;
+  try {
+    child = spawn(SETPRIV, args, { cwd: opts.cwd, stdio, env: opts.env ?? process.env, detached: true });
+  } finally {
+    release();
+  }
   if (child.pid === undefined) throw new Error(`cannot start ${argv[0]}`);
   const exited = new Promise<number>((resolve) => {
     child.on("error", () => resolve(127));

@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import {
   cgroupMounts,
+  cgroupPids,
+  joinCgroup,
   makeCgroup,
   removeCgroup,
   removeCgroupWhenEmpty,
@@ -57,5 +59,24 @@ describe("host cgroups", () => {
     removeCgroup({ created: a.created, dirs: a.dirs }); // the parent, now empty
     for (const dir of Object.values(resolveCgroupDirs(top, cgroupMounts())))
       expect(existsSync(dir)).toBe(false);
+  });
+
+  test("v2 (the unified tree beside v1 here, without controllers): made, joined by a process, removed once it has left", async () => {
+    const unified = "/sys/fs/cgroup/unified";
+    if (!existsSync(`${unified}/cgroup.procs`)) return; // a v2-only host: the VM tests use v2 itself
+    const mounts = { version: 2 as const, roots: { "": unified } };
+    const cg = makeCgroup(`/cc-oci-unit-v2-${process.pid}/c`, mounts);
+    expect(cg.dirs).toEqual({ "": `${unified}/cc-oci-unit-v2-${process.pid}/c` });
+    const child = Bun.spawn(["sleep", "30"]);
+    try {
+      joinCgroup(cg, child.pid);
+      expect(cgroupPids(cg)).toEqual([child.pid]);
+      expect(() => removeCgroup(cg)).toThrow(/EBUSY/);
+    } finally {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    await removeCgroupWhenEmpty(cg);
+    expect(existsSync(`${unified}/cc-oci-unit-v2-${process.pid}`)).toBe(false);
   });
 });
