@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_OVERHEAD_MIB } from "../../src/lifecycle/host-cgroup.ts";
+import { hostOverheadMiB } from "../../src/lifecycle/host-cgroup.ts";
 import { makeBundle } from "../../tests/lib/bundle.ts";
 import type { CcContender } from "./contenders.ts";
 import type { Ctx } from "./context.ts";
@@ -49,7 +49,7 @@ export async function hostOverhead(ctx: Ctx, c: CcContender, round: number): Pro
       vm: { accelerator: string };
     };
     const peak = peakMiB(stored.hostCgroup.dirs);
-    const budget = stored.vm.accelerator === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg;
+    const budget = hostOverheadMiB(stored.vm.accelerator as string);
     const k = `overhead.${c.key}`;
     const what = `host cgroup peak, a ${LIMIT_MIB} MiB container at its limit (VM ${vm} MiB)`;
     ctx.results.add(S, `${k}.peak`, `${what}: ${c.name}`, "MiB", round, peak);

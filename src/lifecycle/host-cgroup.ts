@@ -33,6 +33,11 @@ import type { VmSize } from "./vm-size.ts";
  */
 export const HOST_OVERHEAD_MIB = { kvm: 192, tcg: 448 } as const;
 
+/** The overhead of a VM on `accel` (anything but kvm is TCG). */
+export function hostOverheadMiB(accel: string | undefined): number {
+  return accel === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg;
+}
+
 interface Resources {
   memory?: { limit?: number };
   cpu?: { quota?: number; period?: number; shares?: number; cpus?: string; mems?: string };
@@ -43,9 +48,7 @@ export function hostLimits(resources: Resources | undefined, size: VmSize, accel
   const limits: CgroupLimits = {};
   const mib = 1024 * 1024;
   const limit = resources?.memory?.limit;
-  if (limit !== undefined && limit > 0)
-    limits.memory =
-      (size.memoryMiB + (accel === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg)) * mib;
+  if (limit !== undefined && limit > 0) limits.memory = (size.memoryMiB + hostOverheadMiB(accel)) * mib;
   const cpu = resources?.cpu;
   if (cpu?.period) limits.cpuPeriod = cpu.period;
   // -1 (update's "no limit") lifts the host's quota too.

@@ -7,7 +7,7 @@
 import { describe } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_OVERHEAD_MIB } from "../../src/lifecycle/host-cgroup.ts";
+import { hostOverheadMiB } from "../../src/lifecycle/host-cgroup.ts";
 import { BIN } from "../lib/cli.ts";
 import { checkRunRmEchoHi, inspectExitCode, runRmEchoHi } from "./lib/cli.ts";
 import { dockerCli, dockerSuite, IMAGE, interactive, RUN } from "./lib/docker.ts";
@@ -261,7 +261,7 @@ describe("docker --runtime cor: resources", () => {
       const procs = (s.facts.hostProcs as number[] | null) ?? [];
       if (!procs.includes(s.facts.qemuPid as number) || !procs.includes(s.facts.standinPid as number))
         throw new Error(s.explain("inspect", "QEMU and the stand-in are not both in the host cgroup"));
-      const overhead = s.facts.accelerator === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg;
+      const overhead = hostOverheadMiB(s.facts.accelerator as string);
       const want = ((s.facts.vmMemoryMiB as number) + overhead) * MIB;
       if (s.facts.hostMemoryLimit !== want)
         throw new Error(s.explain("state", `host memory limit is not ${want}`));

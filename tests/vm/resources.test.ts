@@ -7,7 +7,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_OVERHEAD_MIB } from "../../src/lifecycle/host-cgroup.ts";
+import { hostOverheadMiB } from "../../src/lifecycle/host-cgroup.ts";
 import { cgroupMounts, resolveCgroupDirs } from "../../src/sys/cgroups.ts";
 import { makeBundle } from "../lib/bundle.ts";
 import { Runtime } from "../lib/runtime.ts";
@@ -72,7 +72,7 @@ describe("VM size and host cgroup from the container's limits", () => {
     const procs = readHost(path, "memory", "cgroup.procs").split("\n").map(Number);
     expect(procs).toContain(state.pid);
     expect(procs).toContain(stored.vm.qemu.pid);
-    const overhead = stored.vm.accelerator === "kvm" ? HOST_OVERHEAD_MIB.kvm : HOST_OVERHEAD_MIB.tcg;
+    const overhead = hostOverheadMiB(stored.vm.accelerator as string);
     const memFile = mounts.version === 2 ? "memory.max" : "memory.limit_in_bytes";
     expect(Number(readHost(path, "memory", memFile))).toBe((memoryMiB + overhead) * MIB);
     if (mounts.version === 1) expect(readHost(path, "cpu", "cpu.cfs_quota_us")).toBe("150000");
