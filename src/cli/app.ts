@@ -5,8 +5,21 @@ import type { RuntimeContext } from "../lifecycle/context.ts";
 import { type LogFormat, Logger, type LoggerOptions } from "../log/logger.ts";
 import { StateStore } from "../state/store.ts";
 import { realPath } from "../sys/mounts.ts";
+import { type Privilege, privilege } from "../sys/privilege.ts";
 
 export const DEFAULT_ROOT = "/run/opencontainer/containers";
+
+/**
+ * --root when none is given, by runc's rule: a user's root, and that of root in a user
+ * namespace other than root itself (rootless podman runs its runtime so, with USER set to
+ * the user's name), is under XDG_RUNTIME_DIR (a directory only the user can write); else
+ * DEFAULT_ROOT, which a user cannot create: an error naming it, so that `--root` is given.
+ */
+export function defaultRoot(env = process.env, p: Privilege = privilege()): string {
+  const honour = p === "user" || (p === "namespace-root" && env.USER !== "root");
+  if (honour && env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, NAME);
+  return DEFAULT_ROOT;
+}
 
 export interface GlobalOptions {
   root: string;

@@ -2,7 +2,7 @@ import { Command, CommanderError } from "commander";
 import { commands } from "../commands/index.ts";
 import { NAME } from "../config/build.ts";
 import { errorMessage } from "../errors.ts";
-import { App, DEFAULT_ROOT, type GlobalOptions } from "./app.ts";
+import { App, defaultRoot, type GlobalOptions } from "./app.ts";
 import { goStyleArgv } from "./prepass.ts";
 import { versionText } from "./version-text.ts";
 
@@ -12,7 +12,7 @@ export function buildProgram(): { program: Command; app: () => App } {
   const program = new Command(NAME)
     .description("OCI runtime that runs each container inside its own lightweight virtual machine")
     .usage("[global options] command [command options] [arguments...]")
-    .option("--root <dir>", "root directory for storage of container state", DEFAULT_ROOT)
+    .option("--root <dir>", "root directory for storage of container state", defaultRoot())
     .option("--log <file>", "log file for the runtime's messages")
     .option("--log-format <format>", "log format: text or json", "text")
     .option("--global-log <file>", "also append plain-text logs (with pids) to this file")

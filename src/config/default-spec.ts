@@ -77,13 +77,16 @@ export function defaultSpec(rootless: boolean): Record<string, unknown> {
   };
   if (rootless) {
     const linux = spec.linux as Record<string, unknown>;
-    linux.namespaces = [
-      ...namespaces.filter((n) => n.type !== "network" && n.type !== "cgroup"),
-      { type: "user" },
-    ];
+    // runc's rootless spec also drops the network namespace (the host's network, which a
+    // user can use unprivileged); a VM has a network stack of its own and needs one.
+    linux.namespaces = [...namespaces.filter((n) => n.type !== "cgroup"), { type: "user" }];
     linux.uidMappings = [{ containerID: 0, hostID: process.getuid?.() ?? 0, size: 1 }];
     linux.gidMappings = [{ containerID: 0, hostID: process.getgid?.() ?? 0, size: 1 }];
     delete linux.resources;
+    // As runc's: no uid=/gid= mount options (devpts gid=5): the ids are not mapped.
+    spec.mounts = (spec.mounts as { options?: string[] }[]).map((m) =>
+      m.options ? { ...m, options: m.options.filter((o) => !/^[ug]id=/.test(o)) } : m,
+    );
   }
   return spec;
 }

@@ -4,7 +4,7 @@ import type { ArgLine, HypervisorArgsFile } from "./args-file.ts";
 /**
  * The @TAG@s of hypervisor.args. The first ten are the seed's; the rest were added for
  * this runtime's guest (initrd, agent channel, accelerator, CPU model, memory size,
- * the sockets' fds).
+ * the sockets' fds, the share's security model).
  * This module is the only place that turns hypervisor.args into an argv.
  */
 export const TAGS = {
@@ -27,6 +27,8 @@ export const TAGS = {
   COMMS_FD: "fd of a socket listening at @COMMS_SOCKET@, for QEMU's `fd=` (the runtime bound it)",
   AGENT_FD: "fd of a socket listening at @AGENT_SOCKET@",
   PROCESS_FD: "fd of a socket listening at @PROCESS_SOCKET@",
+  SHARE_SECURITY:
+    "9p security_model of the share: passthrough as root, none as a user (no chown to other ids)",
 } as const;
 
 export type Tag = keyof typeof TAGS;

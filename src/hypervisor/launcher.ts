@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { v4 as uuidv4 } from "uuid";
 import type { ResolvedBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
+import { shareSecurityModel } from "../sys/privilege.ts";
 import { type AccelChoice, chooseAccel } from "./accel.ts";
 import { readHypervisorArgs } from "./args-file.ts";
 import { expand, kernelCmdline } from "./expander.ts";
@@ -126,6 +127,7 @@ export function planVm(
     CPU: accel.cpu,
     MEMORY: String(memoryMiB),
     VCPUS: String(wanted.vcpus),
+    SHARE_SECURITY: shareSecurityModel(),
   });
   // A hypervisor named by the vm object overrides the first line of hypervisor.args.
   const path = vm.hypervisorPath ?? expanded.path;

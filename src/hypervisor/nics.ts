@@ -16,7 +16,12 @@ export const DEFAULT_NICS = 2;
 export const MAX_NICS = 8;
 export const TAP_FD_BASE = 7;
 
-export type NicBackend = "tap" | "template";
+/**
+ * "tap": the stand-in's taps (fds TAP_FD_BASE..). "hub": a port of a hub of its own that goes
+ * nowhere: a template's cards, and a user's container whose user cannot open /dev/net/tun
+ * (its network namespace is new and empty: there is nothing to carry).
+ */
+export type NicBackend = "tap" | "hub";
 
 export function tapName(i: number): string {
   return `cc-tap${i}`;

@@ -88,7 +88,7 @@ export async function buildTemplate(
 ): Promise<void> {
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
-  const plan = planVm(r, dir, "template", "template", size);
+  const plan = planVm(r, dir, "template", "hub", size);
   const memory = join(dir, MEMORY);
   // The guest's RAM lands in this file as the guest touches it: a filesystem that fills up
   // under it kills QEMU (SIGBUS) at some page. Room for all of it is asked first.

@@ -43,6 +43,7 @@ import type { Logger } from "../log/logger.ts";
 import { openNamed, writeFileNamed } from "../sys/files.ts";
 import { LOCK_EX, LOCK_UN, libc } from "../sys/libc.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
+import { shareSecurityModel } from "../sys/privilege.ts";
 import type { VmPlan } from "./launcher.ts";
 import { buildTemplate, MEMORY, SNAPSHOT } from "./template-vm.ts";
 
@@ -126,6 +127,7 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       memory: plan.memoryMiB,
       vcpus: plan.vcpus,
       nics: plan.nics,
+      share: shareSecurityModel(),
       runtime: fileId(process.execPath),
     }),
   );

@@ -3,7 +3,7 @@
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
 
-import { readFileSync, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
@@ -22,6 +22,7 @@ import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
 import { writeFileAtomic, writeFileNamed } from "../sys/files.ts";
+import { privilege, userNamespaceRefusal } from "../sys/privilege.ts";
 import { hostProcess, isAlive } from "../sys/proc.ts";
 import type { RuntimeContext } from "./context.ts";
 import { destroy } from "./destroy.ts";
@@ -68,6 +69,15 @@ export function ownerName(uid = process.getuid?.() ?? 0): string {
   return `#${uid}`;
 }
 
+function readWritable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Atomic, digits only, no newline: what containerd and podman read. */
 export function writePidFile(file: string, pid: number): void {
   writeFileAtomic(file, String(pid), 0o644);
@@ -107,7 +117,9 @@ export async function create(
   ctx.noteIgnored("--no-new-keyring", flags.newKeyring === false);
   refusePreservedFds(flags.preserveFds);
   const r = resolveBundle(flags.bundle, ctx.logger);
-  checkHostPaths(r.oci, r.rootfs, r.configFile);
+  // A user's stand-in needs a user namespace of its own (spawn-standin.ts).
+  const ownUserNamespace = privilege() === "user";
+  checkHostPaths(r.oci, r.rootfs, r.configFile, ownUserNamespace);
   const network = checkNamespaces(r.oci, r.configFile);
   checkPidFileDir(flags.pidFile);
   if (!r.oci.process)
@@ -119,6 +131,8 @@ export async function create(
   if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
+  const refusal = ownUserNamespace ? userNamespaceRefusal() : undefined;
+  if (refusal) throw new RuntimeError(`cannot run a container as a user: ${refusal}`);
   const dir = ctx.store.dir(id);
   const size = sizeVm(
     r.oci.linux?.resources as Parameters<typeof sizeVm>[0],
@@ -126,7 +140,14 @@ export async function create(
     hostSize(),
     (msg) => ctx.logger.debug(`${id}: ${msg}`),
   );
-  const plan = planVm(r, dir, id, "tap", size);
+  // A user (or rootless podman's root) who cannot open /dev/net/tun (a host that keeps it
+  // 0600) gets cards that go nowhere (nics.ts "hub"), as a template's do: enough for an
+  // empty network namespace (a user's new one, --network none); one with interfaces to
+  // join is then an error naming /dev/net/tun (standin/network.ts).
+  const taps = readWritable("/dev/net/tun");
+  if (!taps)
+    ctx.logger.debug(`${id}: /dev/net/tun cannot be opened by this user: the VM's cards have no taps`);
+  const plan = planVm(r, dir, id, taps ? "tap" : "hub", size);
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {
@@ -166,6 +187,7 @@ export async function create(
       vcpus: plan.vcpus,
       memoryMiB: plan.memoryMiB,
       note: (msg) => ctx.logger.debug(`${id}: ${msg}`),
+      ownIds: ownUserNamespace ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined,
     });
     ctx.logger.debug(`${id}: accelerator ${plan.accel.accel} (${plan.accel.reason})`);
     const launchFile = join(dir, "standin.json");
@@ -183,6 +205,7 @@ export async function create(
         detached,
         network,
         nics: plan.nics,
+        taps,
         incoming,
         cgroup: cgroup?.dirs,
         log: ctx.loggerOptions,
@@ -191,10 +214,16 @@ export async function create(
       return launchFile;
     };
     const start = (incoming: string | undefined) =>
-      startStandin(writeLaunch(incoming), timeout + 30_000, terminal, (pid) => {
-        const proc = hostProcess(pid);
-        if (proc) ctx.store.update(id, (s) => ({ ...s, standin: proc }));
-      });
+      startStandin(
+        writeLaunch(incoming),
+        timeout + 30_000,
+        terminal,
+        (pid) => {
+          const proc = hostProcess(pid);
+          if (proc) ctx.store.update(id, (s) => ({ ...s, standin: proc }));
+        },
+        ownUserNamespace,
+      );
     ctx.logger.phase(id, "standin-spawn");
     // With templating: the template memory file the VM maps, kept in the state (list --all).
     const started = templatingEnabled(r)

@@ -4,10 +4,11 @@
  * host; namespace paths and the vm object mean nothing in the guest); bind mounts of host
  * files and directories are redirected to their copies in the share.
  */
-import { statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { OciConfig } from "../config/oci-schema.ts";
 import { RuntimeError } from "../errors.ts";
+import { ioReason } from "../sys/files.ts";
 
 /** Where the agent mounts the share in the guest (agent/containers.ts SHARE_MOUNT). */
 export { GUEST_SHARE } from "../protocol/guest-layout.ts";
@@ -19,6 +20,8 @@ const GUEST_OCI_VERSION = "1.1.0";
 
 /** A host path bind-mounted into the shared directory at `target` (relative). */
 export interface HostShare {
+  /** The config field it comes from (root.path, mounts[N]), for errors. */
+  field: string;
   source: string;
   target: string;
   file: boolean;
@@ -37,19 +40,44 @@ function isDirectory(path: string): boolean | undefined {
   }
 }
 
+/** Why `path` cannot be used, as stat(2) then access(2) say (ENOENT: "does not exist"). */
+function pathProblem(path: string, mode?: number): string | undefined {
+  const reason = (err: unknown, denied: string) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "does not exist";
+    return code === "EACCES" ? denied : ioReason(err);
+  };
+  try {
+    statSync(path);
+  } catch (err) {
+    return reason(err, "cannot be reached (permission denied)");
+  }
+  try {
+    if (mode !== undefined) accessSync(path, mode);
+  } catch (err) {
+    return reason(err, "cannot be read by this user");
+  }
+  return undefined;
+}
+
 /**
  * The host paths a container needs, checked as soon as its bundle is resolved: a bad one is
  * an error naming its config field before any VM or template work (a rootfs that is a file
  * would otherwise fail as errno 20 from mount(2), after a template build).
  */
-export function checkHostPaths(oci: OciConfig, rootfs: string, configFile: string): void {
-  const rootIsDir = isDirectory(rootfs);
-  if (rootIsDir === undefined)
-    throw new RuntimeError(`rootfs ${rootfs} does not exist (root.path in ${configFile})`);
-  if (!rootIsDir) throw new RuntimeError(`rootfs ${rootfs} is not a directory (root.path in ${configFile})`);
+export function checkHostPaths(oci: OciConfig, rootfs: string, configFile: string, asUser = false): void {
+  // A user's QEMU reads and writes as the user: a source it cannot read would be a share
+  // whose every access fails in the guest, so it is an error now, naming the field.
+  const dirMode = asUser ? constants.R_OK | constants.X_OK : undefined;
+  const rootProblem = pathProblem(rootfs, dirMode);
+  if (rootProblem) throw new RuntimeError(`rootfs ${rootfs} ${rootProblem} (root.path in ${configFile})`);
+  if (!isDirectory(rootfs))
+    throw new RuntimeError(`rootfs ${rootfs} is not a directory (root.path in ${configFile})`);
   (oci.mounts ?? []).forEach((m, i) => {
-    if (isBindMount(m) && m.source && isDirectory(m.source) === undefined)
-      throw new RuntimeError(`${configFile}: field "mounts[${i}].source": ${m.source} does not exist`);
+    if (!isBindMount(m) || !m.source) return;
+    const mode = asUser ? (isDirectory(m.source) === false ? constants.R_OK : dirMode) : undefined;
+    const problem = pathProblem(m.source, mode);
+    if (problem) throw new RuntimeError(`${configFile}: field "mounts[${i}].source": ${m.source} ${problem}`);
   });
 }
 
@@ -60,6 +88,35 @@ export interface GuestContext {
   memoryMiB: number;
   /** A decision worth a debug line (a field ignored, and why). */
   note: (msg: string) => void;
+  /**
+   * A user's container (sys/privilege.ts "user"): its QEMU runs in a user namespace that maps
+   * only this uid and gid, as 0, so the guest sees the user's files as root's and any other
+   * owner as nobody. Mappings of the spec's user namespace name host ids: these become 0.
+   */
+  ownIds?: { uid: number; gid: number };
+}
+
+/**
+ * linux.uidMappings / gidMappings as the guest must read them: host ids seen through the
+ * share. Root's QEMU sees host ids as they are; a user's sees its own id as 0 and no other,
+ * so a mapping to another host id cannot be honoured (a user without newuidmap cannot map
+ * other ids for runc either).
+ */
+function guestIdMappings(
+  mappings: unknown,
+  field: "uidMappings" | "gidMappings",
+  ctx: GuestContext,
+): unknown {
+  if (!ctx.ownIds || !Array.isArray(mappings)) return mappings;
+  const own = field === "uidMappings" ? ctx.ownIds.uid : ctx.ownIds.gid;
+  return (mappings as { containerID: number; hostID: number; size: number }[]).map((m, i) => {
+    if (m.hostID !== own || m.size !== 1) {
+      throw new RuntimeError(
+        `field "linux.${field}[${i}]": host ids ${m.hostID}-${m.hostID + m.size - 1} cannot be mapped: a user's container maps only its own ${field === "uidMappings" ? "uid" : "gid"} ${own} (size 1)`,
+      );
+    }
+    return { ...m, hostID: 0 };
+  });
 }
 
 /** CPU numbers of a cpuset list ("0-2,5"); undefined if it does not parse. */
@@ -161,7 +218,9 @@ export function guestConfig(
   delete config.hooks;
   // crun 1.8 (Debian 12) refuses ociVersion above 1.1; the fields it reads are the same.
   if (/^1\.([2-9]|\d\d)/.test(oci.ociVersion)) config.ociVersion = GUEST_OCI_VERSION;
-  const shares: HostShare[] = [{ source: rootfs, target: "rootfs", file: false, readonly: false }];
+  const shares: HostShare[] = [
+    { field: "root.path", source: rootfs, target: "rootfs", file: false, readonly: false },
+  ];
   config.root = { ...oci.root, path: `${GUEST_SHARE}/rootfs` };
   config.mounts = (oci.mounts ?? []).map((m, i) => {
     if (!isBindMount(m) || !m.source) return m;
@@ -173,7 +232,8 @@ export function guestConfig(
     // (resolved: a source spelled `/a/b/..` or `/a/.` is named by what it is, `a`)
     const name = basename(resolve(m.source));
     const target = name ? `mounts/${i}/${name}` : `mounts/${i}`;
-    shares.push({ source: m.source, target, file, readonly: (m.options ?? []).includes("ro") });
+    const readonly = (m.options ?? []).includes("ro");
+    shares.push({ field: `mounts[${i}]`, source: m.source, target, file, readonly });
     return { ...m, source: `${GUEST_SHARE}/${target}` };
   });
   const proc = config.process as Record<string, unknown> | undefined;
@@ -192,6 +252,9 @@ export function guestConfig(
     delete linux.mountLabel;
   }
   linux.resources = guestResources(linux.resources as Record<string, unknown> | undefined, ctx);
+  for (const field of ["uidMappings", "gidMappings"] as const) {
+    if (linux[field] !== undefined) linux[field] = guestIdMappings(linux[field], field, ctx);
+  }
   if (Array.isArray(linux.namespaces)) {
     // No network namespace in the guest: the container shares the guest's, where its NICs
     // are (standin/network.ts); the VM is what isolates it.

@@ -23,6 +23,7 @@ import {
   removeCgroupWhenEmpty,
   setCgroupLimits,
 } from "../sys/cgroups.ts";
+import { privilege } from "../sys/privilege.ts";
 import type { VmSize } from "./vm-size.ts";
 
 /**
@@ -89,15 +90,17 @@ export function sliceDir(slice: string): string {
 
 /**
  * Makes the container's host cgroup with its limits (removed again if a limit cannot be
- * written). Only root can: for anyone else there is none, and `note` says so.
+ * written). Only the host's root can: a user, or root of a user namespace (rootless
+ * podman), has none, and `note` says so; the container's limits still hold in the guest,
+ * and the VM's size bounds the whole.
  */
 export function makeHostCgroup(
   cgroupsPath: string,
   limits: CgroupLimits,
   note: (msg: string) => void,
 ): HostCgroupDirs | undefined {
-  if (process.getuid?.() !== 0) {
-    note(`no host cgroup ${cgroupsPath}: only root can make one`);
+  if (privilege() !== "host-root") {
+    note(`no host cgroup ${cgroupsPath}: only the host's root can make one`);
     return undefined;
   }
   const cg = makeCgroup(cgroupsPath);

@@ -22,6 +22,27 @@ export interface StartedStandin {
 }
 
 /**
+ * util-linux's unshare, for a user's container: the stand-in (and QEMU, its child) in a
+ * user namespace where the user is root over its own uid and gid only, and a mount
+ * namespace of that user namespace, private. There the stand-in can bind the container's
+ * rootfs and volumes into the VM share (sys/mounts.ts, as root does on the host) and make
+ * its network namespace and taps; the mounts go with the namespace when the stand-in and
+ * QEMU have exited, so nothing is left to unmount, and nothing is ever mounted in the
+ * user's own view of the state directory. unshare execs the stand-in in place (no --fork):
+ * the pid stays the one create records. A user namespace cannot be made by Bun itself:
+ * unshare(CLONE_NEWUSER) refuses a process with threads.
+ */
+const UNSHARE = [
+  "/usr/bin/unshare",
+  "--user",
+  "--map-root-user",
+  "--mount",
+  "--propagation",
+  "private",
+  "--",
+];
+
+/**
  * The stand-in inherits fds 0-2 (the container's stdio; not with a terminal) and gets a socket as fd 3 for
  * its one ready message. It runs in its own session so that it outlives this call.
  * `onSpawned` learns its pid at once (create records it, so that `delete -f` finds it).
@@ -31,8 +52,9 @@ export async function startStandin(
   timeoutMs: number,
   terminal: boolean,
   onSpawned: (pid: number) => void = () => {},
+  ownUserNamespace = false,
 ): Promise<StartedStandin> {
-  const [cmd, ...args] = selfArgv("__standin", launchFile);
+  const [cmd, ...args] = [...(ownUserNamespace ? UNSHARE : []), ...selfArgv("__standin", launchFile)];
   // With a terminal the process's stdio is the pty: the stand-in must not hold the caller's
   // stdout/stderr, which managers read to the end before they take the pty master.
   const stdio = terminal ? "ignore" : "inherit";

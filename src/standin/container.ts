@@ -99,7 +99,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     // Into the container's host cgroup first: QEMU is born in it (lifecycle/host-cgroup.ts).
     if (spec.cgroup) joinCgroup({ dirs: spec.cgroup });
     enterNetworkNamespace(log, spec);
-    const taps = network.openTaps();
+    const taps = spec.taps ? network.openTaps() : [];
     // Not recursive: a state directory removed meanwhile (delete -f) must stay removed. It
     // may be there already: a create that retries (template-vm.ts) starts a second stand-in.
     try {

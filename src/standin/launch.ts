@@ -30,7 +30,13 @@ export const ContainerLaunch = z.object({
   hypervisor: z.object({ path: z.string(), args: z.array(z.string()) }),
   guestConfig: z.record(z.string(), z.unknown()),
   shares: z.array(
-    z.object({ source: z.string(), target: z.string(), file: z.boolean(), readonly: z.boolean() }),
+    z.object({
+      field: z.string(),
+      source: z.string(),
+      target: z.string(),
+      file: z.boolean(),
+      readonly: z.boolean(),
+    }),
   ),
   terminal: Terminal.optional(),
   bootTimeoutMs: z.number().int().positive(),
@@ -40,8 +46,10 @@ export const ContainerLaunch = z.object({
     z.object({ kind: z.literal("own") }),
     z.object({ kind: z.literal("path"), path: z.string() }),
   ]),
-  /** The VM's network cards (hypervisor/nics.ts): a tap for each. */
+  /** The VM's network cards (hypervisor/nics.ts): a tap for each, unless `taps` is false. */
   nics: z.number().int().min(0),
+  /** false: the cards are hub ports (nics.ts "hub"), no tap is opened. */
+  taps: z.boolean(),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
   /** The host cgroup to join before QEMU starts (controller -> directory), if any. */

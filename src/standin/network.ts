@@ -79,8 +79,12 @@ export class ContainerNetwork {
     }
   }
 
+  /** Whether the cards have taps: without, no interface can be joined. */
+  private haveTaps = false;
+
   /** One tap per card, in this namespace: the fds QEMU inherits (close them once it has). */
   openTaps(): number[] {
+    this.haveTaps = true;
     const fds: number[] = [];
     try {
       for (let i = 0; i < this.cards; i++) fds.push(openTap(tapName(i)));
@@ -100,6 +104,11 @@ export class ContainerNetwork {
   connect(agent: Channel, dnsRelay: string[]): Promise<string[]> {
     this.connected ??= (async () => {
       const found = scanInterfaces();
+      if (found.length > 0 && !this.haveTaps) {
+        throw new Error(
+          `the network namespace has interfaces (${found.map((f) => f.name).join(", ")}) and the VM's cards no taps: this user cannot open /dev/net/tun`,
+        );
+      }
       const spare = this.cards - this.joined.filter(Boolean).length;
       if (found.length > spare) {
         throw new Error(

@@ -7,11 +7,25 @@ import { chmodSync, closeSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { ioReason } from "../sys/files.ts";
-import { cstr, errno, libc, ptr } from "../sys/libc.ts";
+import { cstr, errno, libc, ptr, SysError } from "../sys/libc.ts";
+import { mountOptionsAt } from "../sys/mounts.ts";
 import type { ContainerLaunch } from "./launch.ts";
 
 const MS_RDONLY = 1;
 const MS_REMOUNT = 32;
+/**
+ * Per-mount flags a read-only remount must repeat: one that drops them is refused (EPERM)
+ * in a user namespace, where they are locked (a user's stand-in, spawn-standin.ts), and
+ * would lift nosuid/nodev/noexec of the source's mount as root.
+ */
+const KEPT_FLAGS: Record<string, number> = {
+  nosuid: 2,
+  nodev: 4,
+  noexec: 8,
+  noatime: 1024,
+  nodiratime: 2048,
+  relatime: 1 << 21,
+};
 const MS_BIND = 4096;
 const MS_REC = 16384;
 const MS_PRIVATE = 1 << 18;
@@ -41,11 +55,15 @@ export function bindShares(sharedDir: string, shares: ContainerLaunch["shares"])
     makeBelow(sharedDir, s.file ? dirname(s.target) : s.target);
     if (s.file) closeSync(openSync(target, "a"));
     if (mountCall(s.source, target, MS_BIND | MS_REC) !== 0) {
-      throw new RuntimeError(`cannot bind ${s.source} into the VM share: errno ${errno()}`);
+      const why = new SysError("mount", errno()).message;
+      throw new RuntimeError(`${s.field}: cannot share ${s.source} with the VM: ${why}`);
     }
     mountCall("none", target, MS_PRIVATE | MS_REC);
-    if (s.readonly && mountCall("none", target, MS_BIND | MS_REMOUNT | MS_RDONLY) !== 0) {
-      throw new RuntimeError(`cannot make ${target} read-only: errno ${errno()}`);
+    if (!s.readonly) continue;
+    const kept = (mountOptionsAt(target) ?? []).reduce((f, o) => f | (KEPT_FLAGS[o] ?? 0), 0);
+    if (mountCall("none", target, MS_BIND | MS_REMOUNT | MS_RDONLY | kept) !== 0) {
+      const why = new SysError("mount", errno()).message;
+      throw new RuntimeError(`${s.field}: cannot make ${s.source} read-only in the VM: ${why}`);
     }
   }
 }

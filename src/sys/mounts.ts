@@ -41,6 +41,16 @@ export function mountPoints(): string[] {
     .map((l) => unescapeMountinfo(l.split(" ")[4] ?? ""));
 }
 
+/** The per-mount options (field 6 of mountinfo) of the topmost mount at `path` (resolved), if any. */
+export function mountOptionsAt(path: string): string[] | undefined {
+  const target = realPath(path);
+  const line = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => unescapeMountinfo(l.split(" ")[4] ?? "") === target)
+    .pop();
+  return line?.split(" ")[5]?.split(",");
+}
+
 /** Mount points at or below `dir` (resolved first), deepest first. */
 export function mountsBelow(dir: string): string[] {
   const top = realPath(dir);

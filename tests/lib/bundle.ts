@@ -40,6 +40,8 @@ export interface BundleOptions {
   terminal?: boolean;
   /** A private, writable copy of the rootfs instead of the shared read-only one. */
   writable?: boolean;
+  /** `spec --rootless`'s configuration (a user namespace mapping the caller's ids). */
+  rootless?: boolean;
   edit?: (spec: Record<string, unknown> & { process: Record<string, unknown> }) => void;
 }
 
@@ -50,7 +52,9 @@ export function makeBundle(opts: BundleOptions): string {
     rootPath = join(dir, "rootfs");
     cpSync(baseRootfs(), rootPath, { recursive: true, verbatimSymlinks: true });
   }
-  const spec = defaultSpec(false) as Record<string, unknown> & { process: Record<string, unknown> };
+  const spec = defaultSpec(opts.rootless === true) as Record<string, unknown> & {
+    process: Record<string, unknown>;
+  };
   spec.process.args = opts.args;
   spec.process.terminal = opts.terminal ?? false;
   spec.root = { path: rootPath, readonly: !opts.writable };

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
 import { BIN, type RunResult, tempDir } from "./cli.ts";
+import { asUser, chownTo, type TestUser } from "./user.ts";
 
 /** This host's boot id: a guest kernel has its own, whatever its version (same 6.1 or not). */
 export const HOST_BOOT_ID = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
@@ -30,6 +31,8 @@ export interface RootOptions {
   log?: string;
   /** Where run() keeps a call's stdout and stderr (default: the root). */
   outputDir?: string;
+  /** Run the runtime as this user (a new root is made theirs). */
+  user?: TestUser;
 }
 
 export class Runtime {
@@ -38,6 +41,7 @@ export class Runtime {
   private readonly rootArg: string;
   private readonly cwd?: string;
   private readonly outputDir: string;
+  private readonly user?: TestUser;
   private calls = 0;
 
   constructor(opts: RootOptions = {}) {
@@ -48,6 +52,8 @@ export class Runtime {
     this.outputDir = opts.outputDir ?? dirname(this.log);
     this.rootArg = opts.rootArg ?? this.root;
     this.cwd = opts.cwd;
+    this.user = opts.user;
+    if (opts.user && !opts.root) chownTo(opts.user, this.root);
     allRoots.push(this);
   }
 
@@ -62,7 +68,8 @@ export class Runtime {
   }
 
   argv(args: string[]): string[] {
-    return [BIN, "--root", this.rootArg, "--log", this.log, "--log-format", "json", ...args];
+    const argv = [BIN, "--root", this.rootArg, "--log", this.log, "--log-format", "json", ...args];
+    return this.user ? asUser(this.user, argv) : argv;
   }
 
   /**
@@ -82,7 +89,7 @@ export class Runtime {
             : opts.stdin,
       stdout: Bun.file(outFile),
       stderr: Bun.file(errFile),
-      env: { ...process.env, ...opts.env },
+      env: { ...process.env, ...(this.user && { HOME: this.user.home, USER: this.user.name }), ...opts.env },
       cwd: this.cwd,
     });
     const code = await child.exited;

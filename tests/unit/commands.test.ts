@@ -47,11 +47,16 @@ describe("spec", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("config.json: file already exists");
   });
-  test("--rootless adds a user namespace", async () => {
+  test("--rootless adds a user namespace and keeps the network one (a VM needs its own)", async () => {
     const dir = tempDir();
     expect((await runCli(["spec", "--rootless"], { cwd: dir })).code).toBe(0);
     const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
-    expect(cfg.linux.namespaces.map((n: { type: string }) => n.type)).toContain("user");
+    const types = cfg.linux.namespaces.map((n: { type: string }) => n.type);
+    expect(types).toContain("user");
+    expect(types).toContain("network");
+    expect(types).not.toContain("cgroup");
+    // As runc's: no uid=/gid= mount options (devpts gid=5 is not mapped).
+    expect(JSON.stringify(cfg.mounts)).not.toMatch(/[ug]id=/);
   });
 });
 

@@ -22,6 +22,7 @@ const ALL: Required<TagValues> = {
   COMMS_FD: "4",
   AGENT_FD: "5",
   PROCESS_FD: "6",
+  SHARE_SECURITY: "passthrough",
 };
 
 describe("hypervisor.args", () => {

@@ -25,6 +25,23 @@ function run(oci: OciConfig, vcpus = 1) {
 }
 
 describe("guest config", () => {
+  test("a user's container: its own host uid/gid in the mappings become 0 (what the share shows it as)", () => {
+    const oci = base((c) => {
+      c.linux.uidMappings = [{ containerID: 0, hostID: 1234, size: 1 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 99, size: 1 }];
+    });
+    const ctx = { vcpus: 1, memoryMiB: 256, note: () => {}, ownIds: { uid: 1234, gid: 99 } };
+    const linux = guestConfig(oci, "c1", "/b/rootfs", ctx).config.linux as Record<string, unknown>;
+    expect(linux.uidMappings).toEqual([{ containerID: 0, hostID: 0, size: 1 }]);
+    expect(linux.gidMappings).toEqual([{ containerID: 0, hostID: 0, size: 1 }]);
+    // As root the host ids are the guest's (passthrough): unchanged.
+    expect(run(oci).linux.uidMappings).toEqual([{ containerID: 0, hostID: 1234, size: 1 }]);
+    const other = base((c) => (c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }]));
+    expect(() => guestConfig(other, "c1", "/b/rootfs", ctx)).toThrow(
+      'field "linux.uidMappings[0]": host ids 100000-165535 cannot be mapped: a user\'s container maps only its own uid 1234 (size 1)',
+    );
+  });
+
   test("runtime-spec config-linux memory.kernel (deprecated, may be ignored): dropped with a note", () => {
     const g = run(
       base((c) => (c.linux.resources = { memory: { limit: 1 << 26, kernel: 1 << 25, kernelTCP: 1 } })),

@@ -3,10 +3,11 @@
  * directory that exists, never re-creating it or the state directory above it.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bindShares } from "../../src/standin/share.ts";
-import { mountsBelow, realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
+import { mountOptionsAt, mountsBelow, realPath, unmountAndRemove } from "../../src/sys/mounts.ts";
 import { tempDir } from "../lib/cli.ts";
 
 const base = realPath(tempDir("cc-oci-share-"));
@@ -29,8 +30,8 @@ describe("bindShares", () => {
     mkdirSync(shared, { recursive: true });
     const u = userData("ok");
     bindShares(shared, [
-      { source: u.dir, target: "mounts/0/vol", file: false, readonly: true },
-      { source: u.file, target: "mounts/1/resolv.conf", file: true, readonly: false },
+      { field: "mounts[0]", source: u.dir, target: "mounts/0/vol", file: false, readonly: true },
+      { field: "mounts[1]", source: u.file, target: "mounts/1/resolv.conf", file: true, readonly: false },
     ]);
     expect(readFileSync(join(shared, "mounts/0/vol/data.txt"), "utf8")).toBe("volume\n");
     expect(readFileSync(join(shared, "mounts/1/resolv.conf"), "utf8")).toBe("nameserver 10.0.0.1\n");
@@ -46,7 +47,7 @@ describe("bindShares", () => {
     const u = userData("gone");
     expect(() =>
       bindShares(join(state, "shared"), [
-        { source: u.dir, target: "mounts/0/vol", file: false, readonly: false },
+        { field: "mounts[0]", source: u.dir, target: "mounts/0/vol", file: false, readonly: false },
       ]),
     ).toThrow(`cannot bind the VM shares: ${state}/shared does not exist`);
     expect(existsSync(join(base, "gone"))).toBe(false);
@@ -58,9 +59,38 @@ describe("bindShares", () => {
     mkdirSync(shared, { recursive: true });
     const u = userData("climb");
     expect(() =>
-      bindShares(shared, [{ source: u.dir, target: "mounts/../../x", file: false, readonly: false }]),
+      bindShares(shared, [
+        { field: "mounts[0]", source: u.dir, target: "mounts/../../x", file: false, readonly: false },
+      ]),
     ).toThrow(`cannot bind into ${join(base, "climb/x")}: it is not below ${shared}`);
     expect(existsSync(join(base, "climb/x"))).toBe(false);
+    expect(mountsBelow(base)).toEqual([]);
+  });
+
+  test("a read-only share keeps its source's nosuid, nodev and noexec (a user namespace locks them)", () => {
+    const locked = join(base, "locked-src");
+    mkdirSync(locked);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "nosuid,nodev,noexec,size=1m", "tmpfs", locked]);
+    const shared = join(base, "locked/shared");
+    mkdirSync(shared, { recursive: true });
+    bindShares(shared, [
+      { field: "mounts[0]", source: locked, target: "mounts/0/v", file: false, readonly: true },
+    ]);
+    const options = mountOptionsAt(join(shared, "mounts/0/v")) ?? [];
+    expect(options).toEqual(expect.arrayContaining(["ro", "nosuid", "nodev", "noexec"]));
+    unmountAndRemove(join(base, "locked"));
+    execFileSync("umount", [locked]);
+  });
+
+  test("a source that cannot be bound: an error naming its config field and the reason", () => {
+    const shared = join(base, "nosrc/shared");
+    mkdirSync(shared, { recursive: true });
+    const source = join(base, "nosrc-missing");
+    expect(() =>
+      bindShares(shared, [
+        { field: "mounts[3]", source, target: "mounts/3/x", file: false, readonly: false },
+      ]),
+    ).toThrow(`mounts[3]: cannot share ${source} with the VM: mount: No such file or directory (ENOENT)`);
     expect(mountsBelow(base)).toEqual([]);
   });
 });

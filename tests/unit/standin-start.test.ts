@@ -23,6 +23,7 @@ function launchFile(stateDir: string): string {
     detached: true,
     network: { kind: "own" },
     nics: 0,
+    taps: true,
     log: { logFormat: "text", globalLogs: [], debug: false },
   };
   const file = join(tempDir(), "launch.json");

@@ -9,8 +9,9 @@
  * Given a Netns (lib/netns.ts), each runs in that network namespace with its networking on
  * (dockerd: its default bridge and iptables; podman: its default network; ctr: `--cni`).
  */
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { asUser, chownTo, type TestUser } from "../../lib/user.ts";
 import type { Netns } from "./netns.ts";
 import { CONTAINERD, CTR, DOCKER, DOCKERD, PODMAN } from "./packages.ts";
 import { type Cmd, type CmdOptions, cmd, describe, must, waitFor } from "./proc.ts";
@@ -229,18 +230,28 @@ export class Podman {
   readonly root: string;
   readonly runroot: string;
   readonly conf: string;
+  /** The runtime's root: podman/conmon pass no --root (rootless: under XDG_RUNTIME_DIR). */
+  readonly runtimeRoot: string;
   private readonly env: Record<string, string | undefined>;
   /** The runtime's default root: podman/conmon pass no --root. */
   static readonly RUNTIME_ROOT = "/run/opencontainer/containers";
 
-  /** In `netns` when given: every podman command, conmon and netavark run there. */
+  /**
+   * In `netns` when given: every podman command, conmon and netavark run there. As `user`
+   * when given: rootless podman (its user namespace from /etc/subuid, its storage, its
+   * XDG_RUNTIME_DIR) in a directory of the workspace that the user owns.
+   */
   constructor(
     private ws: Workspace,
     private netns?: Netns,
+    private user?: TestUser,
   ) {
-    this.root = ws.path("podman/root");
-    this.runroot = ws.path("podman/runroot");
-    this.conf = ws.path("containers.conf");
+    const base = user ? userDir(ws, user) : ws.path("podman");
+    this.root = join(base, "root");
+    this.runroot = join(base, "runroot");
+    this.conf = join(base, "containers.conf");
+    const runtimeDir = join(base, "run");
+    this.runtimeRoot = user ? join(runtimeDir, "cc-oci-runtime") : Podman.RUNTIME_ROOT;
     writeFileSync(
       this.conf,
       [
@@ -253,19 +264,19 @@ export class Podman {
         "[engine]",
         'cgroup_manager = "cgroupfs"',
         'events_logger = "file"',
-        `tmp_dir = "${ws.path("podman/tmp")}"`,
-        `volume_path = "${ws.path("podman/volumes")}"`,
+        `tmp_dir = "${join(base, "tmp")}"`,
+        `volume_path = "${join(base, "volumes")}"`,
         "[network]",
-        `network_config_dir = "${ws.path("podman/net")}"`,
+        `network_config_dir = "${join(base, "net")}"`,
         "",
       ].join("\n"),
     );
-    const storage = ws.path("storage.conf");
+    const storage = join(base, "storage.conf");
     writeFileSync(
       storage,
       `[storage]\ndriver = "overlay"\nrunroot = "${this.runroot}"\ngraphroot = "${this.root}"\n`,
     );
-    const registries = ws.path("registries.conf");
+    const registries = join(base, "registries.conf");
     writeFileSync(registries, "unqualified-search-registries = []\n");
     this.env = {
       ...process.env,
@@ -273,6 +284,24 @@ export class Podman {
       CONTAINERS_STORAGE_CONF: storage,
       CONTAINERS_REGISTRIES_CONF: registries,
     };
+    if (user) {
+      mkdirSync(runtimeDir, { mode: 0o700 });
+      chownTo(user, base);
+      Object.assign(this.env, {
+        HOME: user.home,
+        USER: user.name,
+        LOGNAME: user.name,
+        XDG_RUNTIME_DIR: runtimeDir,
+      });
+      // The user's podman keeps its user namespace in a pause process: it goes last.
+      ws.onTeardown("rootless podman's pause process", () => {
+        // podman 4.3 keeps its pid in tmp_dir (containers.conf), later ones under XDG_RUNTIME_DIR.
+        for (const file of [join(base, "tmp/pause.pid"), join(runtimeDir, "libpod/tmp/pause.pid")]) {
+          const pid = existsSync(file) ? Number(readFileSync(file, "utf8")) : 0;
+          if (pid > 0) process.kill(pid, "SIGKILL");
+        }
+      });
+    }
     ws.onTeardown("podman containers", () => this.removeAll());
   }
 
@@ -293,7 +322,8 @@ export class Podman {
       BIN,
       ...args,
     ];
-    return this.netns ? this.netns.enter(argv) : argv;
+    const as = this.user ? asUser(this.user, argv) : argv;
+    return this.netns ? this.netns.enter(as) : as;
   }
 
   podman(args: string[], opts: CmdOptions = {}): Promise<Cmd> {
@@ -313,9 +343,26 @@ export class Podman {
     const ids = await this.podman(["ps", "-aq", "--no-trunc"], { timeout: 30_000 });
     for (const id of ids.stdout.split("\n").filter(Boolean)) this.remember(id);
     await this.podman(["rm", "-af", "-t", "0"], { timeout: 120_000 });
-    // Whatever podman could not remove: the runtime's own forced delete, by id.
+    // Whatever podman could not remove: the runtime's own forced delete, by id (rootless:
+    // in podman's user and mount namespaces, where the container's mounts are).
     for (const id of this.ws.markers) {
-      await cmd([BIN, "delete", "--force", id], { timeout: 60_000 });
+      const del = [BIN, "--root", this.runtimeRoot, "delete", "--force", id];
+      if (this.user) await this.podman(["unshare", ...del], { timeout: 60_000 });
+      else await cmd(del, { timeout: 60_000 });
     }
   }
+}
+
+/**
+ * A directory of the workspace for `user`: the workspace (root's, 0700) lets it pass, the
+ * directory is its own. Podman's rootless storage under it holds files of the user's
+ * subordinate ids; the workspace's teardown removes them as root.
+ */
+function userDir(ws: Workspace, user: TestUser): string {
+  chmodSync(ws.dir, 0o711);
+  // Short: podman refuses a runroot of more than 50 characters.
+  const dir = ws.path("u");
+  mkdirSync(dir);
+  chownTo(user, dir);
+  return dir;
 }

@@ -3,7 +3,7 @@
  * /usr/bin/docker, which a newer /usr/local/bin/docker may shadow on PATH), podman 4.3 with
  * conmon, and what their networking needs (lib/netns.ts): iptables (dockerd's rules, the CNI
  * plugins'), Debian's CNI plugins in /usr/lib/cni (ctr --cni), netavark and aardvark-dns
- * (podman's default network backend). `apt-get update` only when a plain install fails (a
+ * (podman's default network backend), uidmap and slirp4netns (rootless podman). `apt-get update` only when a plain install fails (a
  * stale or empty package list).
  */
 import { existsSync } from "node:fs";
@@ -23,6 +23,10 @@ const NEEDED: Record<string, string> = {
   "containernetworking-plugins": "/usr/lib/cni/bridge",
   netavark: "/usr/lib/podman/netavark",
   "aardvark-dns": "/usr/lib/podman/aardvark-dns",
+  // Rootless podman: newuidmap/newgidmap (setuid) map the user's subordinate ids;
+  // slirp4netns is its network for a user (unused with --network none, required to start).
+  uidmap: "/usr/bin/newuidmap",
+  slirp4netns: "/usr/bin/slirp4netns",
 };
 
 export const DOCKER = "/usr/bin/docker";

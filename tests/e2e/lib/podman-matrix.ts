@@ -1,0 +1,102 @@
+/**
+ * podman's part of the matrix, for root's podman (podman.test.ts) and a user's rootless
+ * podman (podman-rootless.test.ts): `run --rm`, `run -d` + `exec`, `stop` (the TERM trap),
+ * `rm` (the runtime's state gone). podman 4.3 (Debian's, conmon 2.1.6) drives the runtime as
+ * `--runtime BIN`, with no daemon, all storage in the workspace, a private containers.conf
+ * and the busybox image from an OCI layout tarball (`podman load`). conmon calls the
+ * runtime with no global flags: its state goes to the runtime's default root.
+ */
+import { describe } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { TestUser } from "../../lib/user.ts";
+import {
+  checkExecSteps,
+  checkGracefulStop,
+  checkRunRmEchoHi,
+  type DockerLikeCli,
+  execSteps,
+  psByName,
+  runDetached,
+  runRmEchoHi,
+  stopSteps,
+} from "./cli.ts";
+import { buildImage, IMAGE } from "./image.ts";
+import { Podman } from "./managers.ts";
+import { type Cmd, waitFor } from "./proc.ts";
+import { BOOT_MS, suite } from "./suite.ts";
+
+const RUN = ["run", "--pull", "never", "--network", "none"];
+
+export function podmanMatrix(name: string, title: string, user?: () => TestUser): void {
+  let runtimeRoot = Podman.RUNTIME_ROOT;
+  const e2e = suite(
+    name,
+    () => [join(runtimeRoot, "cc-oci-runtime.log")],
+    async (ws, go) => {
+      const podman = new Podman(ws, undefined, user?.());
+      runtimeRoot = podman.runtimeRoot;
+      const image = await buildImage(ws.path("image"));
+      await podman.importImage(image.ociTar);
+      const cli: DockerLikeCli = { cli: (args, opts) => podman.podman(args, opts), run: RUN, image: IMAGE };
+
+      go("long", "podman run -d", async (s) => {
+        const name = "e2e-long";
+        const run = await runDetached(
+          cli,
+          s,
+          name,
+          'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 1; done',
+        );
+        const id = run.stdout.trim();
+        podman.remember(id);
+        s.facts.id = id;
+        let logs: Cmd | undefined;
+        await waitFor(
+          "ready in podman logs",
+          async () => {
+            logs = await podman.podman(["logs", name], { timeout: 30_000 });
+            return /^ready$/m.test(logs.stdout) ? true : undefined;
+          },
+          BOOT_MS,
+          500,
+        ).catch(() => undefined);
+        s.steps.ready = logs;
+        await execSteps(cli, s, name, 6);
+        await stopSteps(cli, s, name);
+        await s.step("rm", podman.podman(["rm", name], { timeout: 60_000 }));
+        s.steps.ps = await psByName(cli, name);
+        s.facts.stateDirGone = !existsSync(join(runtimeRoot, id));
+      });
+
+      go("rm", "podman run --rm", async (s) => {
+        await runRmEchoHi(cli, s, "e2e-rm");
+      });
+    },
+  );
+
+  describe(title, () => {
+    e2e.test("run --rm IMAGE echo hi", "rm", checkRunRmEchoHi);
+
+    e2e.test("run -d, then exec", "long", (s) => {
+      s.check("run", { code: 0, stdout: /^[0-9a-f]{64}\n$/ });
+      s.check("ready", { code: 0, stdout: /^ready$/m });
+      checkExecSteps(s, 6);
+    });
+
+    e2e.test("stop: the TERM trap runs, exit code 0, no SIGKILL fallback", "long", (s) => {
+      checkGracefulStop(s, "e2e-long");
+    });
+
+    e2e.test("rm: the container and the runtime's state are gone", "long", (s) => {
+      s.check("rm", { code: 0, stdout: /^[0-9a-f]{64}\n$|^e2e-long\n$/ });
+      s.check("ps", { code: 0, stdout: "" });
+      s.fact<boolean>(
+        "stateDirGone",
+        (v) => v === true,
+        "no state directory left under the runtime's root",
+        "rm",
+      );
+    });
+  });
+}
