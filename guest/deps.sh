@@ -8,6 +8,7 @@ set -eu
 PKGS="
 busybox-static
 cpio
+criu
 crun
 dpkg
 apt
@@ -17,6 +18,7 @@ kmod
 libc-bin
 lz4
 qemu-system-x86
+tar
 xz-utils
 zstd
 "

@@ -16,9 +16,6 @@ out=${4:?}
 comp=${5:-none}
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-kver=$(ls "$kroot/lib/modules" | head -n 1)
-[ -n "$kver" ] || { echo "mkinitrd.sh: no kernel modules in $kroot/lib/modules" >&2; exit 1; }
-mdir="$kroot/lib/modules/$kver"
 file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
 	ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic executable' ||
 	{ echo "mkinitrd.sh: $BUSYBOX is not static (install busybox-static)" >&2; exit 1; }
@@ -35,17 +32,7 @@ cp "$init" "$stage/init"
 chmod 0755 "$stage/init"
 
 : >"$stage/etc/modules"
-for rel in $("$here/resolve-modules.sh" "$kroot" "$kver" "$list"); do
-	name=$(basename "$rel")
-	case $name in
-	*.ko.xz) xz -dc "$mdir/$rel" >"$stage/lib/modules/${name%.xz}" ;;
-	*.ko.zst) zstd -dcq "$mdir/$rel" >"$stage/lib/modules/${name%.zst}" ;;
-	*.ko.gz) gzip -dc "$mdir/$rel" >"$stage/lib/modules/${name%.gz}" ;;
-	*.ko) cp "$mdir/$rel" "$stage/lib/modules/$name" ;;
-	*) echo "mkinitrd.sh: unexpected module file $rel" >&2; exit 1 ;;
-	esac
-	echo "${name%.ko*}.ko" >>"$stage/etc/modules"
-done
+"$here/copy-modules.sh" "$kroot" "$list" "$stage/lib/modules" "$stage/etc/modules"
 
 # Reproducible archive: sorted names, fixed owner and time.
 find "$stage" -exec touch -h -d @0 {} +

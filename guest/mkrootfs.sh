@@ -3,19 +3,29 @@
 #   glibc (loader, libc, libm, libpthread, libdl, librt), crun and the libraries ldd finds
 #   for it, the agent (the project's executable) at /usr/bin/cc-oci-runtime plus its
 #   libraries, busybox-static at /bin/busybox with applet links, the mount points
-#   /proc /sys /dev /run /tmp /mnt, and a minimal /etc.
-#   guest/mkrootfs.sh AGENT OUT
+#   /proc /sys /dev /run /tmp /mnt, and a minimal /etc; CRIU (/usr/sbin/criu, the agent's
+#   checkpoint/restore) with its libraries, and the kernel modules it needs, loaded by the
+#   agent on a checkpoint's or restore's first use (not at boot: most VMs never need them)
+#   from /usr/lib/modules/cc/ in the order /usr/lib/modules/cc/order gives.
+#   guest/mkrootfs.sh AGENT OUT [KROOT CRIU_MODLIST]   (no modules without KROOT)
 # Layout is Debian's merged /usr: /bin /sbin /lib /lib64 are links into /usr.
 # Uncompressed erofs: under TCG, in-guest decompression costs more than the reads it saves.
 # The staging tree is OUT.stage, removed afterwards unless KEEP_STAGE=1.
 set -eu
-agent=${1:?usage: mkrootfs.sh AGENT OUT}
+agent=${1:?usage: mkrootfs.sh AGENT OUT [KROOT CRIU_MODLIST]}
 out=${2:?}
+kroot=${3:-}
+criu_modules=${4:-}
+here=$(cd "$(dirname "$0")" && pwd)
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 CRUN=${CRUN:-/usr/bin/crun}
+CRIU=${CRIU:-/usr/sbin/criu}
+# GNU tar: CRIU runs `tar --create --gzip --no-unquote ...` on every tmpfs it dumps (the
+# container's /dev, /dev/shm), options busybox's tar does not have.
+TAR=${TAR:-/bin/tar}
 MKFS_EROFS=${MKFS_EROFS:-mkfs.erofs}
 
-for f in "$agent" "$BUSYBOX" "$CRUN"; do
+for f in "$agent" "$BUSYBOX" "$CRUN" "$CRIU" "$TAR"; do
 	[ -x "$f" ] || { echo "mkrootfs.sh: $f missing or not executable" >&2; exit 1; }
 done
 
@@ -67,6 +77,15 @@ ln -sf ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$stage/usr/lib64/ld-linux-x
 
 cp "$CRUN" "$stage/usr/bin/crun"
 copy_deps "$CRUN"
+cp "$CRIU" "$stage/usr/sbin/criu"
+copy_deps "$CRIU"
+cp "$TAR" "$stage/usr/bin/tar"
+copy_deps "$TAR"
+if [ -n "$kroot" ]; then
+	mkdir -p "$stage/usr/lib/modules/cc"
+	: >"$stage/usr/lib/modules/cc/order"
+	"$here/copy-modules.sh" "$kroot" "$criu_modules" "$stage/usr/lib/modules/cc" "$stage/usr/lib/modules/cc/order"
+fi
 cp "$agent" "$stage/usr/bin/cc-oci-runtime"
 chmod 0755 "$stage/usr/bin/cc-oci-runtime"
 copy_deps "$agent"

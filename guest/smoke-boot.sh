@@ -97,6 +97,12 @@ expand_args() {
 		-e "s|@KERNEL_PARAMS@|$(sed_escape "$params")|g"
 		-e "s|@NAME@|cc-smoke-$$|g"
 		-e "s|@UUID@|$(cat /proc/sys/kernel/random/uuid)|g"
+		# QEMU binds the sockets itself here (the runtime hands it bound ones: fd=).
+		-e "s|fd=@COMMS_FD@|path=$dir/qmp.sock|g"
+		-e "s|fd=@AGENT_FD@|path=$dir/agent.sock|g"
+		-e "s|fd=@PROCESS_FD@|path=$dir/process.sock|g"
+		-e "s|@VCPUS@|1|g"
+		-e "s|@SHARE_SECURITY@|passthrough|g"
 		-e "s|@COMMS_SOCKET@|$dir/qmp.sock|g"
 		-e "s|@AGENT_SOCKET@|$dir/agent.sock|g"
 		-e "s|@PROCESS_SOCKET@|$dir/process.sock|g"

@@ -33,7 +33,7 @@ GUEST_DEPS_STAMP      := $(GUEST_DIR)/.deps
 GUEST_KERNEL_WANT     := $(GUEST_PKG_DIR)/kernel.want
 GUEST_KERNEL_STAMP    := $(GUEST_KROOT)/.unpacked
 # Host files copied into the images: a package upgrade rebuilds them.
-GUEST_HOST_FILES      := /bin/busybox /usr/bin/crun
+GUEST_HOST_FILES      := /bin/busybox /usr/bin/crun /usr/sbin/criu /bin/tar
 
 .PHONY: guest guest-deps guest-smoke guest-config-check guest-clean guest-distclean guest-FORCE
 
@@ -77,14 +77,15 @@ $(GUEST_VMLINUX): $(GUEST_KERNEL_STAMP) guest/extract-vmlinux.sh
 	@guest/extract-vmlinux.sh $$(ls $(GUEST_KROOT)/boot/vmlinuz-* | head -n 1) $@
 
 $(GUEST_INITRD): $(GUEST_KERNEL_STAMP) guest/init guest/modules.list guest/mkinitrd.sh \
-		guest/resolve-modules.sh /bin/busybox
+		guest/copy-modules.sh guest/resolve-modules.sh /bin/busybox
 	@echo "  INITRD  $@"
 	@guest/mkinitrd.sh $(GUEST_KROOT) guest/init guest/modules.list $@ $(GUEST_INITRD_COMPRESS)
 
-$(GUEST_IMAGE): $(GUEST_AGENT) guest/mkrootfs.sh $(GUEST_HOST_FILES) | $(GUEST_DEPS_STAMP)
+$(GUEST_IMAGE): $(GUEST_AGENT) guest/mkrootfs.sh guest/criu-modules.list guest/copy-modules.sh \
+		$(GUEST_KERNEL_STAMP) $(GUEST_HOST_FILES) | $(GUEST_DEPS_STAMP)
 	@echo "  EROFS   $@"
 	@mkdir -p $(@D)
-	@guest/mkrootfs.sh $(GUEST_AGENT) $@
+	@guest/mkrootfs.sh $(GUEST_AGENT) $@ $(GUEST_KROOT) guest/criu-modules.list
 
 guest-smoke: guest
 	guest/smoke-boot.sh

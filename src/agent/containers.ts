@@ -7,7 +7,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import type { Channel } from "../protocol/channel.ts";
 import type { RequestOf, ResultOf } from "../protocol/messages.ts";
-import { crun, crunOutput, spawnCrun } from "./crun.ts";
+import {
+  criuLogTail,
+  dumpTree,
+  loadModules,
+  readExternals,
+  restoreArgs,
+  spawnRestore,
+  writeCrunState,
+} from "./checkpoint.ts";
+import { crun, crunDone, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
 import { type OomWatch, watchOomKills } from "./oom.ts";
@@ -26,6 +35,8 @@ interface Container {
   bundle: string;
   log: string;
   cgroup: string;
+  /** The rootfs in the guest (config.json root.path): CRIU's --root. */
+  rootfs: string;
   init?: GuestProcess;
   /** Reaped: its pid may be another process's now. */
   initExited?: boolean;
@@ -55,23 +66,33 @@ export class Containers {
     return this.reaper.holding(() => this.doExec(req));
   }
 
-  private async doCreate(req: RequestOf<"create">): Promise<ResultOf<"create">> {
-    if (this.containers.has(req.id)) throw new Error(`container "${req.id}" already exists in the guest`);
+  /**
+   * The share mounted (once), the container's bundle in the guest written, and its record
+   * (not yet registered): what create and restore both start from.
+   */
+  private prepare(id: string, config: Record<string, unknown>): Container {
+    if (this.containers.has(id)) throw new Error(`container "${id}" already exists in the guest`);
     if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
-    const bundle = join(BUNDLES, req.id);
+    const bundle = join(BUNDLES, id);
     mkdirSync(bundle, { recursive: true });
-    applyNetworkSysctls(req.config);
-    writeFileSync(join(bundle, "config.json"), JSON.stringify(req.config));
+    applyNetworkSysctls(config);
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
     // Annotations are visible in the VM here (and in config.json beside it).
-    writeFileSync(join(bundle, "annotations.json"), JSON.stringify(req.config.annotations ?? {}));
-    const linux = (req.config.linux ?? {}) as { cgroupsPath?: string };
-    const c: Container = {
-      id: req.id,
+    writeFileSync(join(bundle, "annotations.json"), JSON.stringify(config.annotations ?? {}));
+    const linux = (config.linux ?? {}) as { cgroupsPath?: string };
+    return {
+      id,
       bundle,
       log: join(bundle, "crun.log"),
       cgroup: join("/sys/fs/cgroup", linux.cgroupsPath ?? ""),
+      rootfs: ((config.root ?? {}) as { path?: string }).path ?? "",
       execs: new Map(),
     };
+  }
+
+  private async doCreate(req: RequestOf<"create">): Promise<ResultOf<"create">> {
+    const c = this.prepare(req.id, req.config);
+    const bundle = c.bundle;
     const pidFile = join(bundle, "init.pid");
     const terminal = (req.config.process as { terminal?: boolean } | undefined)?.terminal === true;
     const args = ["create", "--bundle", bundle, "--pid-file", pidFile];
@@ -88,6 +109,56 @@ export class Containers {
     c.init = proc;
     this.containers.set(req.id, c);
     // Before the exit it may cause: the init killed by its cgroup's OOM killer exits 137.
+    c.oom = watchOomKills(c.cgroup, () => {
+      void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
+    });
+    this.watchExit(c, proc);
+    return { pid: proc.pid };
+  }
+
+  /** The container's tree dumped by CRIU (agent/checkpoint.ts); without leaveRunning it is killed. */
+  checkpoint(req: RequestOf<"checkpoint">): Promise<ResultOf<"checkpoint">> {
+    return this.reaper.holding(async () => {
+      const c = this.get(req.id);
+      if (!c.init || c.initExited) throw new Error(`container "${c.id}" is not running`);
+      await dumpTree(this.reaper, c.init.pid, c.rootfs, req);
+      return {};
+    });
+  }
+
+  /** create's counterpart: the container's tree restored from a checkpoint, running. */
+  restore(req: RequestOf<"restore">): Promise<ResultOf<"restore">> {
+    return this.reaper.holding(() => this.doRestore(req));
+  }
+
+  private async doRestore(req: RequestOf<"restore">): Promise<ResultOf<"restore">> {
+    if ((req.config.process as { terminal?: boolean } | undefined)?.terminal === true) {
+      throw new Error("a container with a terminal cannot be restored yet");
+    }
+    const c = this.prepare(req.id, req.config);
+    const bundle = c.bundle;
+    const ext = readExternals(req.imagesDir);
+    await loadModules(this.reaper);
+    // CRIU's log until the restore is done; crun's (exec, ps, update) from then on.
+    const crunLog = c.log;
+    c.log = join(req.workDir, "restore.log");
+    const linux = (req.config.linux ?? {}) as { cgroupsPath?: string };
+    const pidFile = join(bundle, "init.pid");
+    const args = restoreArgs(req, ext, c.rootfs, linux.cgroupsPath ?? `/cc-oci/${req.id}`, pidFile);
+    const proc = await wirePipes(
+      this.channel,
+      req.stdio,
+      (spec) => spawnRestore(this.reaper, args, spec),
+      async (p) => {
+        const code = await p.exited;
+        if (code !== 0) throw new Error(`criu restore failed (exit ${code}): ${criuLogTail(c.log)}`);
+      },
+    );
+    proc.pid = Number(readFileSync(pidFile, "utf8"));
+    writeCrunState(req.id, proc.pid, req.config, bundle);
+    c.log = crunLog;
+    c.init = proc;
+    this.containers.set(req.id, c);
     c.oom = watchOomKills(c.cgroup, () => {
       void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
     });
@@ -193,8 +264,7 @@ export class Containers {
           this.channel,
           stdio,
           (spec) => spawnCrun(this.reaper, c.log, [...args, c.id], spec),
-          c.log,
-          what,
+          (p) => crunDone(p, c.log, what),
         );
     proc.pid = Number(readFileSync(pidFile, "utf8"));
     return proc;

@@ -39,6 +39,14 @@ export async function runAgent(_argv: string[]): Promise<void> {
   console.log(`cc-agent: ready on ${port}`);
   let mounted = false;
   const containers = new Containers(channel, reaper);
+  /** What the first container of this guest needs, made once (not in a template's snapshot). */
+  const firstContainer = () => {
+    if (mounted) return;
+    for (const problem of setupMounts()) faults.report("warning", problem);
+    // The container shares the guest's network namespace, whose loopback starts down.
+    setLink("lo", { up: true });
+    mounted = true;
+  };
   const handlers: Record<Op, (args: never) => Promise<unknown>> = {
     hello: async (args: RequestOf<"hello">) => {
       adoptIdentity(args.seed, args.timeMs);
@@ -49,14 +57,14 @@ export async function runAgent(_argv: string[]): Promise<void> {
       };
     },
     create: async (args) => {
-      if (!mounted) {
-        for (const problem of setupMounts()) faults.report("warning", problem);
-        // The container shares the guest's network namespace, whose loopback starts down.
-        setLink("lo", { up: true });
-        mounted = true;
-      }
+      firstContainer();
       return containers.create(args);
     },
+    restore: async (args) => {
+      firstContainer();
+      return containers.restore(args);
+    },
+    checkpoint: (args) => containers.checkpoint(args),
     start: (args) => containers.start(args),
     exec: (args) => containers.exec(args),
     signal: (args) => containers.signal(args),

@@ -36,42 +36,57 @@ async function pump(channel: Channel, source: AsyncIterable<Uint8Array>, stream:
 }
 
 /**
- * Relays a process's output pipe. An EOF from the host on an output stream means its
- * reader went away (EPIPE on the host, `| head`): the pipe is closed here, so that the
- * process's next write fails as a write to a closed pipe does, instead of running on.
+ * Relays a process's output pipe (our read end). An EOF from the host on an output stream
+ * means its reader went away (EPIPE on the host, `| head`): the pipe is closed here, so that
+ * the process's next write fails as a write to a closed pipe does, instead of running on.
  */
-function pumpPipe(channel: Channel, pipe: ReadableStream<Uint8Array>, stream: number): Promise<void> {
-  const reader = pipe.getReader();
+function pumpPipe(channel: Channel, readFd: number, stream: number): Promise<void> {
+  const reader = fdReader(readFd);
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    libc().close(readFd);
+  };
   channel.onStream(
     stream,
     () => undefined,
-    () => void reader.cancel().catch(() => {}),
+    () => void reader.cancel().then(close, close),
   );
-  const chunks: AsyncIterable<Uint8Array> = {
-    async *[Symbol.asyncIterator]() {
-      for (let r = await reader.read(); !r.done; r = await reader.read()) yield r.value;
-    },
-  };
-  return pump(channel, chunks, stream).finally(() => channel.dropStream(stream));
+  return pump(channel, reader, stream).finally(() => {
+    channel.dropStream(stream);
+    close();
+  });
 }
 
 export async function wirePipes(
   channel: Channel,
   stdio: Stdio,
   spawn: (spec: [StdioSpec, StdioSpec, StdioSpec]) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
-  log: string,
-  what: "create" | "exec",
+  /** Waits for the spawned program (crun create/exec, criu restore); throws its failure. */
+  done: (proc: Subprocess) => Promise<void>,
 ): Promise<GuestProcess> {
   // stdin is our own pipe: Bun closes a Subprocess's stdin pipe when crun exits, but the
   // container process (crun's child) keeps reading it long after.
+  // Output too: real pipes (Bun's "pipe" is a socketpair), as runc gives a process, and
+  // what CRIU can hand to a restored process in their place (agent/checkpoint.ts).
   const stdinPipe = stdio.stdin ? makePipe() : undefined;
-  const proc = spawn([
-    stdinPipe ? stdinPipe[0] : "ignore",
-    stdio.stdout ? "pipe" : "ignore",
-    stdio.stderr ? "pipe" : "ignore",
-  ]);
+  const stdoutPipe = stdio.stdout ? makePipe() : undefined;
+  const stderrPipe = stdio.stderr ? makePipe() : undefined;
+  let proc: Subprocess<StdioSpec, StdioSpec, StdioSpec>;
+  try {
+    proc = spawn([
+      stdinPipe ? stdinPipe[0] : "ignore",
+      stdoutPipe ? stdoutPipe[1] : "ignore",
+      stderrPipe ? stderrPipe[1] : "ignore",
+    ]);
+  } finally {
+    // The child has its copies: ours of its ends go.
+    if (stdinPipe) libc().close(stdinPipe[0]);
+    if (stdoutPipe) libc().close(stdoutPipe[1]);
+    if (stderrPipe) libc().close(stderrPipe[1]);
+  }
   if (stdinPipe && stdio.stdin) {
-    libc().close(stdinPipe[0]);
     const sink = fdWriter(stdinPipe[1]);
     // Credited back once written into the pipe: a process that does not read (yet) stalls
     // only its own stdin, within the stream's window.
@@ -82,10 +97,10 @@ export async function wirePipes(
     );
   }
   const pumps: Promise<void>[] = [];
-  if (stdio.stdout) pumps.push(pumpPipe(channel, proc.stdout as ReadableStream<Uint8Array>, stdio.stdout));
-  if (stdio.stderr) pumps.push(pumpPipe(channel, proc.stderr as ReadableStream<Uint8Array>, stdio.stderr));
+  if (stdoutPipe && stdio.stdout) pumps.push(pumpPipe(channel, stdoutPipe[0], stdio.stdout));
+  if (stderrPipe && stdio.stderr) pumps.push(pumpPipe(channel, stderrPipe[0], stdio.stderr));
   try {
-    await crunDone(proc, log, what);
+    await done(proc);
   } catch (err) {
     if (stdio.stdin) channel.dropStream(stdio.stdin);
     throw err;

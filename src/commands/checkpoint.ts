@@ -1,25 +1,26 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
+import type { CheckpointFlags } from "../lifecycle/checkpoint.ts";
 
 export const checkpoint: CommandFactory = (app) =>
-  subcommand("checkpoint", "checkpoint a running container (a snapshot of its VM)")
+  subcommand("checkpoint", "checkpoint a running container (CRIU in its VM)")
     .option("--image-path <dir>", "path for saving the checkpoint", "checkpoint")
     .option("--work-path <dir>", "path for saving work files and logs")
     .option("--parent-path <dir>", "path for previous checkpoint images")
     .option("--leave-running", "leave the process running after checkpointing")
-    .option("--tcp-established", "accepted for runc compatibility")
-    .option("--ext-unix-sk", "accepted for runc compatibility")
-    .option("--shell-job", "accepted for runc compatibility")
-    .option("--lazy-pages", "accepted for runc compatibility")
-    .option("--status-fd <fd>", "accepted for runc compatibility")
-    .option("--page-server <addr>", "accepted for runc compatibility")
-    .option("--file-locks", "accepted for runc compatibility")
-    .option("--pre-dump", "accepted for runc compatibility")
-    .option("--manage-cgroups-mode <mode>", "accepted for runc compatibility")
-    .option("--empty-ns <ns>", "accepted for runc compatibility")
-    .option("--auto-dedup", "accepted for runc compatibility")
+    .option("--tcp-established", "allow open TCP connections")
+    .option("--ext-unix-sk", "allow external unix sockets")
+    .option("--shell-job", "not supported (a container with a terminal)")
+    .option("--lazy-pages", "not supported")
+    .option("--status-fd <fd>", "not supported")
+    .option("--page-server <addr>", "not supported")
+    .option("--file-locks", "handle file locks")
+    .option("--pre-dump", "not supported")
+    .option("--manage-cgroups-mode <mode>", "accepted (the guest's CRIU uses soft)")
+    .option("--empty-ns <ns>", "not supported")
+    .option("--auto-dedup", "accepted, no effect")
     .argument("<container-id>")
     .action(
-      act(app, "checkpoint", async (a, id: string, flags: { imagePath: string; leaveRunning?: boolean }) =>
+      act(app, "checkpoint", async (a, id: string, flags: CheckpointFlags) =>
         (await import("../lifecycle/checkpoint.ts")).checkpointContainer(a, id, flags),
       ),
     );

@@ -1,4 +1,5 @@
 import { act, type CommandFactory, subcommand } from "../cli/command.ts";
+import type { RestoreFlags } from "../lifecycle/checkpoint.ts";
 
 export const restore: CommandFactory = (app) =>
   subcommand("restore", "restore a container from a checkpoint")
@@ -10,19 +11,19 @@ export const restore: CommandFactory = (app) =>
     .option("--pid-file <file>", "file to write the stand-in's pid to")
     .option("--no-subreaper", "accepted for runc compatibility")
     .option("--no-pivot", "accepted for runc compatibility")
-    .option("--tcp-established", "accepted for runc compatibility")
-    .option("--ext-unix-sk", "accepted for runc compatibility")
-    .option("--shell-job", "accepted for runc compatibility")
-    .option("--file-locks", "accepted for runc compatibility")
-    .option("--manage-cgroups-mode <mode>", "accepted for runc compatibility")
-    .option("--empty-ns <ns>", "accepted for runc compatibility")
-    .option("--auto-dedup", "accepted for runc compatibility")
-    .option("--lazy-pages", "accepted for runc compatibility")
+    .option("--tcp-established", "allow open TCP connections")
+    .option("--ext-unix-sk", "allow external unix sockets")
+    .option("--shell-job", "not supported (a container with a terminal)")
+    .option("--file-locks", "handle file locks")
+    .option("--manage-cgroups-mode <mode>", "accepted (the guest's CRIU uses soft)")
+    .option("--empty-ns <ns>", "not supported")
+    .option("--auto-dedup", "accepted, no effect")
+    .option("--lazy-pages", "not supported")
     .option("--lsm-profile <p>", "accepted for runc compatibility")
     .option("--lsm-mount-context <c>", "accepted for runc compatibility")
     .argument("<container-id>")
     .action(
-      act(app, "restore", async (a, id: string) =>
-        (await import("../lifecycle/checkpoint.ts")).restoreContainer(a, id),
+      act(app, "restore", async (a, id: string, flags: RestoreFlags) =>
+        (await import("../lifecycle/checkpoint.ts")).restoreContainer(a, id, flags),
       ),
     );

@@ -1,14 +1,147 @@
-import { NotImplementedError } from "../errors.ts";
+/**
+ * checkpoint and restore (runc's commands): CRIU in the container's guest dumps its process
+ * tree into --image-path on the host (through the VM share), and restores it into a new VM
+ * (agent/checkpoint.ts, standin/checkpoint.ts). Without --leave-running the checkpointed
+ * container stops, as runc's does; its state stays until `delete` (runc removes it: the
+ * managers delete it themselves, and a stopped state answers them as they expect).
+ */
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { resolveBundle } from "../config/resolver.ts";
+import { RuntimeError } from "../errors.ts";
+import { forwardSignals } from "../standin/forward.ts";
+import { assertCan } from "../state/transitions.ts";
 import type { RuntimeContext } from "./context.ts";
+import { checkPidFileDir, create } from "./create.ts";
+import { deleteContainer } from "./delete.ts";
+import { liveStatus } from "./query.ts";
+import { callStandin } from "./standin-client.ts";
 
-export async function checkpointContainer(
-  _ctx: RuntimeContext,
-  _id: string,
-  _flags: { imagePath: string; leaveRunning?: boolean },
-): Promise<number> {
-  throw new NotImplementedError("checkpoint");
+export interface CriuFlags {
+  tcpEstablished?: boolean;
+  fileLocks?: boolean;
+  extUnixSk?: boolean;
+  shellJob?: boolean;
+  manageCgroupsMode?: string;
+  emptyNs?: string;
+  autoDedup?: boolean;
+  lazyPages?: boolean;
 }
 
-export async function restoreContainer(_ctx: RuntimeContext, _id: string): Promise<number> {
-  throw new NotImplementedError("restore");
+export interface CheckpointFlags extends CriuFlags {
+  imagePath: string;
+  workPath?: string;
+  leaveRunning?: boolean;
+  parentPath?: string;
+  preDump?: boolean;
+  pageServer?: string;
+  statusFd?: string;
+}
+
+export interface RestoreFlags extends CriuFlags {
+  bundle: string;
+  imagePath: string;
+  workPath?: string;
+  consoleSocket?: string;
+  detach?: boolean;
+  pidFile?: string;
+  subreaper?: boolean;
+  pivot?: boolean;
+}
+
+/** Options CRIU would need features this runtime does not drive: refused, never ignored. */
+function refuseUnsupported(ctx: RuntimeContext, f: CheckpointFlags | RestoreFlags): void {
+  const unsupported: [string, unknown][] = [
+    ["--lazy-pages", f.lazyPages],
+    ["--shell-job (a container with a terminal)", f.shellJob],
+    ["--empty-ns", f.emptyNs],
+    ["--pre-dump", (f as CheckpointFlags).preDump],
+    ["--parent-path", (f as CheckpointFlags).parentPath],
+    ["--page-server", (f as CheckpointFlags).pageServer],
+    ["--status-fd", (f as CheckpointFlags).statusFd],
+  ];
+  for (const [name, v] of unsupported) {
+    if (v !== undefined && v !== false)
+      throw new RuntimeError(`${name} is not supported by this runtime's checkpoints`);
+  }
+  // soft is what the guest's CRIU is given: the container's cgroup is its own in the guest.
+  ctx.noteIgnored("--manage-cgroups-mode", f.manageCgroupsMode);
+  ctx.noteIgnored("--auto-dedup", f.autoDedup);
+}
+
+function criuOptions(f: CriuFlags) {
+  return {
+    tcpEstablished: f.tcpEstablished === true,
+    fileLocks: f.fileLocks === true,
+    extUnixSk: f.extUnixSk === true,
+  };
+}
+
+/** A directory for CRIU (made if missing, 0700 as runc makes it), absolute. */
+function criuDir(path: string, flag: string): string {
+  const dir = resolve(path);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!statSync(dir).isDirectory()) throw new Error("not a directory");
+  } catch (err) {
+    throw new RuntimeError(`${flag} ${dir}: ${(err as Error).message}`);
+  }
+  return dir;
+}
+
+export async function checkpointContainer(
+  ctx: RuntimeContext,
+  id: string,
+  flags: CheckpointFlags,
+): Promise<number> {
+  refuseUnsupported(ctx, flags);
+  const s = ctx.store.read(id);
+  assertCan("checkpoint", id, liveStatus(s));
+  const imagesDir = criuDir(flags.imagePath, "--image-path");
+  const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
+  await callStandin(ctx.store.dir(id), id, "checkpoint", {
+    id,
+    imagesDir,
+    workDir,
+    leaveRunning: flags.leaveRunning === true,
+    ...criuOptions(flags),
+  });
+  return 0;
+}
+
+export async function restoreContainer(
+  ctx: RuntimeContext,
+  id: string,
+  flags: RestoreFlags,
+): Promise<number> {
+  refuseUnsupported(ctx, flags);
+  ctx.noteIgnored("--no-subreaper", flags.subreaper === false);
+  ctx.noteIgnored("--no-pivot", flags.pivot === false);
+  const imagesDir = resolve(flags.imagePath);
+  // Checked before any VM work: the error names the flag and the file.
+  for (const f of ["inventory.img", "cc-externals.json"]) {
+    if (!existsSync(join(imagesDir, f)))
+      throw new RuntimeError(`--image-path ${imagesDir}: no checkpoint there (${f} is missing)`);
+  }
+  const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
+  checkPidFileDir(flags.pidFile);
+  if (resolveBundle(flags.bundle, ctx.logger).oci.process?.terminal === true)
+    throw new RuntimeError("process.terminal is true: a container with a terminal cannot be restored yet");
+  const detach = flags.detach === true;
+  const standin = await create(
+    ctx,
+    id,
+    { bundle: flags.bundle, consoleSocket: flags.consoleSocket, pidFile: flags.pidFile, detach },
+    detach,
+    { imagesDir, workDir, ...criuOptions(flags) },
+  );
+  if (detach) return 0;
+  // In the foreground, as runc: the workload's stdio is the caller's; its status is ours.
+  standin.child.ref();
+  forwardSignals(
+    (signal) => void callStandin(ctx.store.dir(id), id, "signal", { id, signal }).catch(() => {}),
+  );
+  const status = await standin.exited;
+  await deleteContainer(ctx, id, true);
+  return status;
 }

@@ -18,6 +18,7 @@ import {
   snapshotDamaged,
   templatingEnabled,
 } from "../hypervisor/template.ts";
+import { checkpointShares } from "../standin/checkpoint.ts";
 import type { ContainerLaunch } from "../standin/launch.ts";
 import { validateId } from "../state/store.ts";
 import { advance } from "../state/transitions.ts";
@@ -105,12 +106,25 @@ export async function createContainer(
   return 0;
 }
 
-/** `detached`: this call will not wait for the stand-in's exit (create; not run). */
+/** A restore's checkpoint (host directories) and CRIU's options: create restores instead. */
+export interface RestoreFrom {
+  imagesDir: string;
+  workDir: string;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  extUnixSk: boolean;
+}
+
+/**
+ * `detached`: this call will not wait for the stand-in's exit (create; not run).
+ * `restore`: the container's tree comes from a checkpoint and runs at once (restore).
+ */
 export async function create(
   ctx: RuntimeContext,
   id: string,
   flags: CreateRequest,
   detached: boolean,
+  restore?: RestoreFrom,
 ): Promise<StartedStandin> {
   validateId(id);
   ctx.noteIgnored("--no-pivot", flags.pivot === false);
@@ -199,7 +213,12 @@ export async function create(
         stateDir: dir,
         hypervisor: { path: plan.path, args: plan.args },
         guestConfig: config,
-        shares,
+        shares: restore ? [...shares, ...checkpointShares(restore.imagesDir, restore.workDir)] : shares,
+        restore: restore && {
+          tcpEstablished: restore.tcpEstablished,
+          fileLocks: restore.fileLocks,
+          extUnixSk: restore.extUnixSk,
+        },
         terminal: terminal ? { consoleSocket: flags.consoleSocket, console: flags.console } : undefined,
         bootTimeoutMs: timeout,
         detached,
@@ -259,8 +278,10 @@ export async function create(
     }
     ctx.logger.phase(id, "network-connected");
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
-    // The last write of this phase: from here on the stand-in writes the state.
-    ctx.store.update(id, (s) => ({ ...s, status: advance("created", id, s.status), creator: undefined }));
+    // The last write of this phase: from here on the stand-in writes the state. A restored
+    // container runs already (as runc's restore leaves it).
+    const done = restore ? "restored" : "created";
+    ctx.store.update(id, (s) => ({ ...s, status: advance(done, id, s.status), creator: undefined }));
     standin.release();
     standin.child.unref();
     ctx.logger.phase(id, "created");

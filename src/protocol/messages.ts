@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({
@@ -148,6 +148,37 @@ export const Calls = {
    * scanned, each interface joined to its tap, and the guest told (`network` above).
    */
   connectNetwork: { request: z.object({ id }), result: z.object({ interfaces: z.array(z.string()) }) },
+  /**
+   * CRIU in the guest (agent/checkpoint.ts) dumps the container's process tree into
+   * `imagesDir`, logs in `workDir`. To the stand-in's hub the paths are the host's (it binds
+   * them into the share), to the agent the share's. Without leaveRunning the tree is killed.
+   */
+  checkpoint: {
+    request: z.object({
+      id,
+      imagesDir: z.string().min(1),
+      workDir: z.string().min(1),
+      leaveRunning: z.boolean(),
+      tcpEstablished: z.boolean(),
+      fileLocks: z.boolean(),
+      extUnixSk: z.boolean(),
+    }),
+    result: z.object({}),
+  },
+  /** create's counterpart from a checkpoint: the tree restored by CRIU, running, its stdio wired. */
+  restore: {
+    request: z.object({
+      id,
+      config: Json,
+      stdio: Stdio,
+      imagesDir: z.string().min(1),
+      workDir: z.string().min(1),
+      tcpEstablished: z.boolean(),
+      fileLocks: z.boolean(),
+      extUnixSk: z.boolean(),
+    }),
+    result: z.object({ pid: z.number().int() }),
+  },
   /** Answered by the stand-in's hub, not the agent: the whole VM is frozen or thawed (QMP). */
   pause: { request: z.object({ id }), result: z.object({}) },
   resume: { request: z.object({ id }), result: z.object({}) },
@@ -175,6 +206,9 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   connectNetwork: 15_000,
   pause: 10_000,
   resume: 10_000,
+  // CRIU under TCG: ~1 s for a shell; a large tree writes its memory through 9p.
+  checkpoint: 300_000,
+  restore: 300_000,
 };
 
 export const Envelope = z.union([

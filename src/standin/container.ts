@@ -19,6 +19,7 @@ import { joinCgroup } from "../sys/cgroups.ts";
 import { openNamed } from "../sys/files.ts";
 import { unmountBelow } from "../sys/mounts.ts";
 import { hostProcess } from "../sys/proc.ts";
+import { guestCheckpointDirs, serveCheckpoint } from "./checkpoint.ts";
 import { askDns, loopbackNameServers } from "./dns-relay.ts";
 import { forwardSignals, watchWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
@@ -27,7 +28,7 @@ import { reportReady, watchStarter } from "./launch.ts";
 import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
 import { recordJoined } from "./network-record.ts";
 import { bindShares } from "./share.ts";
-import { serveStateChanges } from "./state-changes.ts";
+import { qmp, serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 
 /** After the workload exits: how long the guest gets to power off before QEMU is killed. */
@@ -148,12 +149,20 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     log.phase(spec.id, "agent-ready");
 
     io = spec.terminal ? terminalStdio(a, spec.terminal) : pipeStdio(a);
-    const created = await a.call("create", {
-      id: spec.id,
-      config: spec.guestConfig,
-      stdio: io.stdio,
-      consoleSize: io.consoleSize,
-    });
+    const created = spec.restore
+      ? await a.call("restore", {
+          id: spec.id,
+          config: spec.guestConfig,
+          stdio: io.stdio,
+          ...guestCheckpointDirs(),
+          ...spec.restore,
+        })
+      : await a.call("create", {
+          id: spec.id,
+          config: spec.guestConfig,
+          stdio: io.stdio,
+          consoleSize: io.consoleSize,
+        });
     io.startInput();
     log.phase(spec.id, "guest-created");
 
@@ -172,6 +181,19 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       const req = args as { signal?: number; execId?: string };
       if (op === "signal" && req.signal === SIGWINCH && !req.execId) await checkWinsize();
     };
+    let recordedStop: () => void = () => {};
+    const stopRecorded = new Promise<void>((resolve) => {
+      recordedStop = resolve;
+    });
+    serveCheckpoint(
+      theHub,
+      a,
+      store,
+      spec.id,
+      shared,
+      { stop: () => qmp("stop"), cont: () => qmp("cont") },
+      stopRecorded,
+    );
     await theHub.listen(socketPath(dir, VM_FILES.hub));
 
     let reportExit: (status: number) => void = () => {};
@@ -195,6 +217,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
         // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).
         log.error(`${spec.id}: cannot record the exit status ${status}: ${errorMessage(err)}`);
       }
+      recordedStop();
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
       const synced =

@@ -52,6 +52,13 @@ export const ContainerLaunch = z.object({
   taps: z.boolean(),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
+  /**
+   * restore: the guest restores the container's tree from this checkpoint (its directories
+   * are among `shares`, standin/checkpoint.ts) instead of creating it.
+   */
+  restore: z
+    .object({ tcpEstablished: z.boolean(), fileLocks: z.boolean(), extUnixSk: z.boolean() })
+    .optional(),
   /** The host cgroup to join before QEMU starts (controller -> directory), if any. */
   cgroup: z.record(z.string(), z.string()).optional(),
   log: LogSpec,

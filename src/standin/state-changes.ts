@@ -30,7 +30,7 @@ export function serveStateChanges(hub: Hub, agent: Channel, store: StateStore, i
 }
 
 /** One QMP command on the container's VM (the stand-in's cwd is the state directory). */
-async function qmp(command: string): Promise<void> {
+export async function qmp(command: string): Promise<void> {
   const q = await Qmp.connect(socketPath(".", VM_FILES.qmp));
   try {
     await q.execute(command);

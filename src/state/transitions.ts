@@ -20,7 +20,10 @@ export const ALLOWED: Record<Operation, readonly Status[]> = {
   ps: ["created", "running", "paused"],
   update: ["created", "running", "paused"],
   events: ["created", "running", "paused"],
-  checkpoint: ["running"],
+  // A paused VM is run for the dump, as runc dumps a frozen cgroup (containerd pauses first).
+  checkpoint: ["running", "paused"],
+  /** restore's last write (as `created` is create's): the restored process runs already. */
+  restored: ["creating"],
 };
 
 export type Operation =
@@ -34,11 +37,13 @@ export type Operation =
   | "ps"
   | "update"
   | "events"
-  | "checkpoint";
+  | "checkpoint"
+  | "restored";
 
 /** The status an operation leads to, for those that change it. */
 export const NEXT = {
   created: "created",
+  restored: "running",
   start: "running",
   pause: "paused",
   resume: "running",

@@ -29,7 +29,7 @@ export function realPath(path: string): string {
   return parent === abs ? abs : join(realPath(parent), basename(abs));
 }
 
-function unescapeMountinfo(p: string): string {
+export function unescapeMountinfo(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 

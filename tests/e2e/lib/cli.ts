@@ -7,6 +7,13 @@ import type { Cmd, CmdOptions } from "./proc.ts";
 import type { Scenario } from "./scenario.ts";
 import { BOOT_MS } from "./suite.ts";
 
+/** Appends the next number to /count every 0.3 s, from the file's last line; TERM ends it with 7. */
+export const COUNTER = [
+  "sh",
+  "-c",
+  'trap "exit 7" TERM; i=$(tail -n1 /count 2>/dev/null || echo 0); while :; do i=$((i+1)); echo $i >> /count; sleep 0.3; done',
+];
+
 export interface DockerLikeCli {
   /** The client: `docker ARGS` or `podman ARGS`. */
   cli(args: string[], opts?: CmdOptions): Promise<Cmd>;

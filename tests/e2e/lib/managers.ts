@@ -172,6 +172,8 @@ export class Dockerd {
       "overlay2",
       "--add-runtime",
       `cor=${BIN}`,
+      // docker checkpoint create / docker start --checkpoint
+      "--experimental",
     ];
     spawnDaemon(netns ? netns.enter(argv) : argv, d.log);
     ws.onTeardown("dockerd", async () => {
@@ -245,8 +247,11 @@ export class Podman {
     private ws: Workspace,
     private netns?: Netns,
     private user?: TestUser,
+    /** The runtime podman is given (podman checkpoints only with one named runc or crun). */
+    private runtime = BIN,
   ) {
     const base = user ? userDir(ws, user) : ws.path("podman");
+    mkdirSync(base, { recursive: true });
     this.root = join(base, "root");
     this.runroot = join(base, "runroot");
     this.conf = join(base, "containers.conf");
@@ -319,7 +324,7 @@ export class Podman {
       "--events-backend",
       "file",
       "--runtime",
-      BIN,
+      this.runtime,
       ...args,
     ];
     const as = this.user ? asUser(this.user, argv) : argv;
