@@ -106,8 +106,17 @@ export async function checkpointContainer(
     leaveRunning: flags.leaveRunning === true,
     ...criuOptions(flags),
   });
+  // The dump ended the workload: the stand-in records that as it winds down, right after its
+  // answer. `checkpoint` returns once the state says so (runc's container is gone by then).
+  if (!flags.leaveRunning) {
+    const until = Date.now() + STOP_RECORDED_MS;
+    while (liveStatus(ctx.store.read(id)) !== "stopped" && Date.now() < until) await Bun.sleep(50);
+  }
   return 0;
 }
+
+/** Bound on the stand-in's recording of the end a dump caused (its drain and state write). */
+const STOP_RECORDED_MS = 15_000;
 
 export async function restoreContainer(
   ctx: RuntimeContext,

@@ -42,8 +42,9 @@ export function checkpointShares(imagesDir: string, workDir: string) {
 /**
  * hub `checkpoint` (host paths in): the directories bound, the agent's dump, unbound. A
  * paused VM is run for the dump and paused again if its processes are left running (they
- * run meanwhile for as long as CRIU takes to seize them: milliseconds). Without
- * leaveRunning the answer waits until the workload's exit is recorded (`stopped`).
+ * run meanwhile for as long as CRIU takes to seize them: milliseconds). A dump without
+ * leaveRunning ends the workload, and so this stand-in: `idle()` settles once no
+ * checkpoint is being answered, so that the stand-in's exit waits for the answer.
  */
 export function serveCheckpoint(
   hub: Hub,
@@ -52,9 +53,13 @@ export function serveCheckpoint(
   id: string,
   shared: string,
   vm: { stop: () => Promise<void>; cont: () => Promise<void> },
-  stopped: Promise<void>,
-): void {
-  hub.local.checkpoint = async (args) => {
+): { idle: () => Promise<unknown> } {
+  let current: Promise<unknown> = Promise.resolve();
+  hub.local.checkpoint = (args) => {
+    current = answer(args).finally(() => Bun.sleep(100)); // the answer written meanwhile
+    return current;
+  };
+  const answer = async (args: unknown) => {
     const req = args as RequestOf<"checkpoint">;
     const paused = store.read(id).status === "paused";
     bindShares(shared, checkpointShares(req.imagesDir, req.workDir));
@@ -65,7 +70,6 @@ export function serveCheckpoint(
       } finally {
         if (paused && req.leaveRunning) await vm.stop();
       }
-      if (!req.leaveRunning) await Promise.race([stopped, Bun.sleep(30_000)]);
       return {};
     } finally {
       const top = join(shared, ".checkpoint");
@@ -79,4 +83,5 @@ export function serveCheckpoint(
       }
     }
   };
+  return { idle: () => current.catch(() => {}) };
 }

@@ -37,6 +37,8 @@ const POWEROFF_GRACE_MS = 3_000;
 const DRAIN_MS = 5_000;
 /** How long a QEMU killed in teardown gets to be gone. */
 const QEMU_EXIT_WAIT_MS = 3_000;
+/** How long a checkpoint that ended the workload may take to answer before the stand-in goes. */
+const CHECKPOINT_ANSWER_MS = 30_000;
 const SIGKILL_STATUS = 128 + 9;
 const SIGWINCH = 28;
 
@@ -181,19 +183,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       const req = args as { signal?: number; execId?: string };
       if (op === "signal" && req.signal === SIGWINCH && !req.execId) await checkWinsize();
     };
-    let recordedStop: () => void = () => {};
-    const stopRecorded = new Promise<void>((resolve) => {
-      recordedStop = resolve;
+    const checkpoints = serveCheckpoint(theHub, a, store, spec.id, shared, {
+      stop: () => qmp("stop"),
+      cont: () => qmp("cont"),
     });
-    serveCheckpoint(
-      theHub,
-      a,
-      store,
-      spec.id,
-      shared,
-      { stop: () => qmp("stop"), cont: () => qmp("cont") },
-      stopRecorded,
-    );
     await theHub.listen(socketPath(dir, VM_FILES.hub));
 
     let reportExit: (status: number) => void = () => {};
@@ -217,7 +210,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
         // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).
         log.error(`${spec.id}: cannot record the exit status ${status}: ${errorMessage(err)}`);
       }
-      recordedStop();
+      // A checkpoint that ended the workload is answered before the agent and the hub go.
+      await Promise.race([checkpoints.idle(), Bun.sleep(CHECKPOINT_ANSWER_MS)]);
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
       // power-off: teardown kills QEMU. Without an answer it gets a grace period first.
       const synced =
