@@ -28,13 +28,15 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { CHECKPOINT_EXTERNALS } from "../protocol/guest-layout.ts";
 import type { RequestOf } from "../protocol/messages.ts";
-import { unescapeMountinfo } from "../sys/mounts.ts";
+import { mountinfo } from "../sys/mounts.ts";
+import { spawnReaped } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 
 const CRIU = "/usr/sbin/criu";
 const MODULES = "/usr/lib/modules/cc";
-const EXTERNALS = "cc-externals.json";
+const EXTERNALS = CHECKPOINT_EXTERNALS;
 const CRUN_STATE = "/run/crun";
 
 /** What a restore needs to know of the dumped tree besides CRIU's images. */
@@ -54,35 +56,11 @@ let modulesLoaded = false;
 export async function loadModules(reaper: Reaper): Promise<void> {
   if (modulesLoaded || !existsSync(join(MODULES, "order"))) return;
   for (const name of readFileSync(join(MODULES, "order"), "utf8").split("\n").filter(Boolean)) {
-    const p = Bun.spawn(["/usr/sbin/insmod", join(MODULES, name)], { stdio: ["ignore", "ignore", "pipe"] });
-    reaper.ownedByBun(p.pid);
-    const err = await new Response(p.stderr).text();
-    reaper.releasedByBun(p.pid);
+    const p = spawnReaped(reaper, ["/usr/sbin/insmod", join(MODULES, name)], ["ignore", "ignore", "pipe"]);
+    const err = await new Response(p.stderr as ReadableStream).text();
     if ((await p.exited) !== 0 && !/exists/i.test(err)) throw new Error(`insmod ${name}: ${err.trim()}`);
   }
   modulesLoaded = true;
-}
-
-interface MountEntry {
-  mountPoint: string;
-  root: string;
-  fstype: string;
-}
-
-/** /proc/PID/mountinfo: mount points as the process sees them (its root is the container's). */
-function mountsOf(pid: number): MountEntry[] {
-  return readFileSync(`/proc/${pid}/mountinfo`, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => {
-      const f = line.split(" ");
-      const dash = f.indexOf("-");
-      return {
-        root: unescapeMountinfo(f[3] ?? ""),
-        mountPoint: unescapeMountinfo(f[4] ?? ""),
-        fstype: f[dash + 1] ?? "",
-      };
-    });
 }
 
 /** CRIU's key for fd `fd` of `pid`: its pipe, or the file by mount id and inode (hex). */
@@ -118,16 +96,8 @@ export function criuLogTail(log: string, lines = 3): string {
   }
 }
 
-async function runCriu(
-  reaper: Reaper,
-  args: string[],
-  stdio: ["ignore" | number, "ignore" | number, "ignore" | number] = ["ignore", "ignore", "ignore"],
-): Promise<number> {
-  const p = Bun.spawn([CRIU, ...args], { stdio, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
-  reaper.ownedByBun(p.pid);
-  const code = await p.exited;
-  reaper.releasedByBun(p.pid);
-  return code;
+async function runCriu(reaper: Reaper, args: string[]): Promise<number> {
+  return spawnReaped(reaper, [CRIU, ...args], ["ignore", "ignore", "ignore"]).exited;
 }
 
 /** Dumps the tree of `pid` (the container's init); throws with CRIU's log tail. */
@@ -138,7 +108,7 @@ export async function dumpTree(
   req: RequestOf<"checkpoint">,
 ): Promise<void> {
   await loadModules(reaper);
-  const mounts = mountsOf(pid).filter((m) => m.mountPoint !== "/");
+  const mounts = mountinfo(pid).filter((m) => m.mountPoint !== "/");
   const stdio = [0, 1, 2].map((fd) => fdKey(pid, fd));
   const ext: Externals = {
     masks: mounts.filter((m) => m.root === "/null").map((m) => m.mountPoint),
@@ -263,13 +233,7 @@ export function spawnRestore(reaper: Reaper, args: string[], stdio: ("ignore" | 
     return fd;
   });
   try {
-    const p = Bun.spawn([CRIU, ...args], {
-      stdio: ["ignore", "ignore", "ignore", ...given],
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-    });
-    reaper.ownedByBun(p.pid);
-    void p.exited.then(() => reaper.releasedByBun(p.pid));
-    return p;
+    return spawnReaped(reaper, [CRIU, ...args], ["ignore", "ignore", "ignore", ...given]);
   } finally {
     for (const fd of nulls) closeSync(fd);
   }

@@ -106,14 +106,19 @@ export class Containers {
       req.consoleSize,
       "console.sock",
     );
+    this.adopt(c, proc);
+    return { pid: proc.pid };
+  }
+
+  /** `proc` is the container's init (crun's, or CRIU's restored one): registered and watched. */
+  private adopt(c: Container, proc: GuestProcess): void {
     c.init = proc;
-    this.containers.set(req.id, c);
+    this.containers.set(c.id, c);
     // Before the exit it may cause: the init killed by its cgroup's OOM killer exits 137.
     c.oom = watchOomKills(c.cgroup, () => {
       void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
     });
     this.watchExit(c, proc);
-    return { pid: proc.pid };
   }
 
   /** The container's tree dumped by CRIU (agent/checkpoint.ts); without leaveRunning it is killed. */
@@ -157,12 +162,7 @@ export class Containers {
     proc.pid = Number(readFileSync(pidFile, "utf8"));
     writeCrunState(req.id, proc.pid, req.config, bundle);
     c.log = crunLog;
-    c.init = proc;
-    this.containers.set(req.id, c);
-    c.oom = watchOomKills(c.cgroup, () => {
-      void this.channel.sendEvent({ t: "event", event: "oom", id: c.id }).catch(() => {});
-    });
-    this.watchExit(c, proc);
+    this.adopt(c, proc);
     return { pid: proc.pid };
   }
 

@@ -26,13 +26,22 @@ export function spawnCrun(
 ): Subprocess<StdioSpec, StdioSpec, StdioSpec> {
   // Only create and exec start processes; the other calls need no extra exec of sh.
   const wrap = args[0] === "create" || args[0] === "exec" ? OOM_DEFAULT : [];
-  const proc = Bun.spawn([...wrap, CRUN, `--log=file:${log}`, "--log-format=json", ...args], {
-    stdio,
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-  });
+  return spawnReaped(reaper, [...wrap, CRUN, `--log=file:${log}`, "--log-format=json", ...args], stdio);
+}
+
+/**
+ * A program of the guest image (crun, criu, insmod), reaped by Bun rather than by the
+ * agent's reaper (which leaves its pid alone meanwhile), with the image's PATH.
+ */
+export function spawnReaped<S extends StdioSpec | "pipe">(
+  reaper: Reaper,
+  argv: string[],
+  stdio: S[],
+): Subprocess<StdioSpec, StdioSpec, StdioSpec> {
+  const proc = Bun.spawn(argv, { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
   reaper.ownedByBun(proc.pid);
   void proc.exited.then(() => reaper.releasedByBun(proc.pid));
-  return proc;
+  return proc as unknown as Subprocess<StdioSpec, StdioSpec, StdioSpec>;
 }
 
 /** Waits for a crun call; a failure throws crun's last logged error. */

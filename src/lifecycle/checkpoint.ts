@@ -7,8 +7,8 @@
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { resolveBundle } from "../config/resolver.ts";
 import { RuntimeError } from "../errors.ts";
+import { CHECKPOINT_EXTERNALS } from "../protocol/guest-layout.ts";
 import { forwardSignals } from "../standin/forward.ts";
 import { assertCan } from "../state/transitions.ts";
 import type { RuntimeContext } from "./context.ts";
@@ -128,14 +128,12 @@ export async function restoreContainer(
   ctx.noteIgnored("--no-pivot", flags.pivot === false);
   const imagesDir = resolve(flags.imagePath);
   // Checked before any VM work: the error names the flag and the file.
-  for (const f of ["inventory.img", "cc-externals.json"]) {
+  for (const f of ["inventory.img", CHECKPOINT_EXTERNALS]) {
     if (!existsSync(join(imagesDir, f)))
       throw new RuntimeError(`--image-path ${imagesDir}: no checkpoint there (${f} is missing)`);
   }
   const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
   checkPidFileDir(flags.pidFile);
-  if (resolveBundle(flags.bundle, ctx.logger).oci.process?.terminal === true)
-    throw new RuntimeError("process.terminal is true: a container with a terminal cannot be restored yet");
   const detach = flags.detach === true;
   const standin = await create(
     ctx,

@@ -3,11 +3,12 @@
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
 
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
+import { realHost } from "../hypervisor/accel.ts";
 import { defaultVmSize, planVm } from "../hypervisor/launcher.ts";
 import {
   discardTemplate,
@@ -70,15 +71,6 @@ export function ownerName(uid = process.getuid?.() ?? 0): string {
   return `#${uid}`;
 }
 
-function readWritable(path: string): boolean {
-  try {
-    accessSync(path, constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Atomic, digits only, no newline: what containerd and podman read. */
 export function writePidFile(file: string, pid: number): void {
   writeFileAtomic(file, String(pid), 0o644);
@@ -139,6 +131,9 @@ export async function create(
   if (!r.oci.process)
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
   const terminal = r.oci.process.terminal === true;
+  if (terminal && restore) {
+    throw new RuntimeError("process.terminal is true: a container with a terminal cannot be restored yet");
+  }
   if (terminal && !flags.consoleSocket && !flags.console) {
     throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
   }
@@ -158,7 +153,7 @@ export async function create(
   // 0600) gets cards that go nowhere (nics.ts "hub"), as a template's do: enough for an
   // empty network namespace (a user's new one, --network none); one with interfaces to
   // join is then an error naming /dev/net/tun (standin/network.ts).
-  const taps = readWritable("/dev/net/tun");
+  const taps = realHost.readWrite("/dev/net/tun");
   if (!taps)
     ctx.logger.debug(`${id}: /dev/net/tun cannot be opened by this user: the VM's cards have no taps`);
   const plan = planVm(r, dir, id, taps ? "tap" : "hub", size);

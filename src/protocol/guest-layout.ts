@@ -10,3 +10,9 @@ export const GUEST_SHARE = "/run/cc/shared";
 export function guestNicName(i: number): string {
   return `eth${i}`;
 }
+
+/**
+ * Beside a checkpoint's CRIU images: what a restore needs of the dumped tree besides them
+ * (agent/checkpoint.ts), and what tells the host a directory holds a checkpoint of ours.
+ */
+export const CHECKPOINT_EXTERNALS = "cc-externals.json";

@@ -56,7 +56,7 @@ export function serveCheckpoint(
 ): { idle: () => Promise<unknown> } {
   let current: Promise<unknown> = Promise.resolve();
   hub.local.checkpoint = (args) => {
-    current = answer(args).finally(() => Bun.sleep(100)); // the answer written meanwhile
+    current = answer(args);
     return current;
   };
   const answer = async (args: unknown) => {

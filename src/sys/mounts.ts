@@ -29,26 +29,46 @@ export function realPath(path: string): string {
   return parent === abs ? abs : join(realPath(parent), basename(abs));
 }
 
-export function unescapeMountinfo(p: string): string {
+function unescapeMountinfo(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
-/** Every mount point of this mount namespace (field 5 of /proc/self/mountinfo). */
-export function mountPoints(): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
+/** One line of /proc/PID/mountinfo: paths as that process sees them (from its root). */
+export interface MountinfoEntry {
+  /** The mounted directory's path within its filesystem (field 4: `/null` for a bind of /dev/null). */
+  root: string;
+  mountPoint: string;
+  /** Per-mount options (field 6). */
+  options: string[];
+  fstype: string;
+}
+
+export function mountinfo(pid: number | "self" = "self"): MountinfoEntry[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, "utf8")
     .split("\n")
     .filter((l) => l !== "")
-    .map((l) => unescapeMountinfo(l.split(" ")[4] ?? ""));
+    .map((l) => {
+      const f = l.split(" ");
+      return {
+        root: unescapeMountinfo(f[3] ?? ""),
+        mountPoint: unescapeMountinfo(f[4] ?? ""),
+        options: (f[5] ?? "").split(","),
+        fstype: f[f.indexOf("-") + 1] ?? "",
+      };
+    });
+}
+
+/** Every mount point of this mount namespace. */
+export function mountPoints(): string[] {
+  return mountinfo().map((m) => m.mountPoint);
 }
 
 /** The per-mount options (field 6 of mountinfo) of the topmost mount at `path` (resolved), if any. */
 export function mountOptionsAt(path: string): string[] | undefined {
   const target = realPath(path);
-  const line = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .filter((l) => unescapeMountinfo(l.split(" ")[4] ?? "") === target)
-    .pop();
-  return line?.split(" ")[5]?.split(",");
+  return mountinfo()
+    .filter((m) => m.mountPoint === target)
+    .pop()?.options;
 }
 
 /** Mount points at or below `dir` (resolved first), deepest first. */

@@ -6,8 +6,15 @@
 import { describe } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { COUNTER, checkExecSteps, execSteps, psByName, runDetached } from "./lib/cli.ts";
-import { dockerCli, dockerSuite, IMAGE, interactive, logsMatch, RUN } from "./lib/docker.ts";
+import {
+  checkCheckpointSteps,
+  checkExecSteps,
+  checkpointSteps,
+  execSteps,
+  psByName,
+  runDetached,
+} from "./lib/cli.ts";
+import { dockerCli, dockerSuite, interactive, logsMatch } from "./lib/docker.ts";
 import { cmd, countLines, sleep, waitFor } from "./lib/proc.ts";
 import { alive } from "./lib/workspace.ts";
 
@@ -23,34 +30,16 @@ const e2e = dockerSuite("docker-lifecycle", (docker, go) => {
 
   go("checkpoint", "docker checkpoint create / start --checkpoint", async (s) => {
     const name = "e2e-ck";
-    const d = (args: string[], timeout = 120_000) => docker.docker(args, { timeout });
-    await s.need("run", d([...RUN, "-d", "--name", name, IMAGE, ...COUNTER]));
-    const last = async () => {
-      const r = await d(["exec", name, "tail", "-n1", "/count"], 60_000);
-      return r.code === 0 ? Number(r.stdout.trim()) : 0;
-    };
-    await waitFor("3 lines", async () => ((await last()) >= 3 ? true : undefined), 120_000, 500);
-    await s.need("checkpoint", d(["checkpoint", "create", name, "cp1"], 300_000));
-    s.facts.stateAfterCheckpoint = await docker.inspect(name, "{{.State.Status}}");
-    // The container's rw layer as the dump left it.
-    const dumpedFile = join(docker.dataRoot, "..", "count-at-dump");
-    await s.need("cp", d(["cp", `${name}:/count`, dumpedFile]));
-    const dumped = readFileSync(dumpedFile, "utf8").trim().split("\n");
-    await s.need("restore", d(["start", "--checkpoint", "cp1", name], 300_000));
-    await waitFor(
-      "more lines",
-      async () => ((await last()) > dumped.length + 2 ? true : undefined),
-      120_000,
-      500,
-    );
-    const all = await s.step("cat", d(["exec", name, "cat", "/count"]));
-    const lines = all.stdout.trim().split("\n");
-    s.facts.continued =
-      lines.slice(0, dumped.length).join(",") === dumped.join(",") &&
-      Number(lines[dumped.length]) === Number(dumped.at(-1)) + 1;
-    await s.step("stop", d(["stop", "-t", "30", name]));
-    s.facts.exitCode = await docker.inspect(name, "{{.State.ExitCode}}");
-    await s.step("rm", d(["rm", name]));
+    await checkpointSteps(cli, s, name, {
+      checkpoint: (n) => ["checkpoint", "create", n, "cp1"],
+      restore: (n) => ["start", "--checkpoint", "cp1", n],
+      // The container's rw layer as the dump left it.
+      dumped: async () => {
+        const file = join(docker.dataRoot, "..", "count-at-dump");
+        await s.need("cp", docker.docker(["cp", `${name}:/count`, file], { timeout: 60_000 }));
+        return readFileSync(file, "utf8").trim().split("\n");
+      },
+    });
   });
 
   go("long", "docker long-running container", async (s) => {
@@ -107,20 +96,7 @@ describe("docker --runtime cor: a long-running container", () => {
   e2e.test(
     "checkpoint create, start --checkpoint: the counter goes on from where it was, stop gives its status",
     "checkpoint",
-    (s) => {
-      s.check("checkpoint", { code: 0 });
-      s.fact<string>("stateAfterCheckpoint", (v) => v === "exited", "exited", "checkpoint");
-      s.check("restore", { code: 0 });
-      s.check("cat", { code: 0 });
-      s.fact<boolean>(
-        "continued",
-        (v) => v === true,
-        "the restored counter's lines after the dumped ones, from the next number",
-        "cat",
-      );
-      s.fact<string>("exitCode", (v) => v === "7", "7 (the TERM trap's status)", "stop");
-      s.check("rm", { code: 0 });
-    },
+    checkCheckpointSteps,
   );
 
   e2e.test("run -d, then logs (no -t)", "long", (s) => {

@@ -3,7 +3,7 @@
  * inspect and ps. The steps and checks both managers' files record and assert the same way.
  */
 import { expect } from "bun:test";
-import type { Cmd, CmdOptions } from "./proc.ts";
+import { type Cmd, type CmdOptions, waitFor } from "./proc.ts";
 import type { Scenario } from "./scenario.ts";
 import { BOOT_MS } from "./suite.ts";
 
@@ -76,4 +76,69 @@ export function checkGracefulStop(s: Scenario, name: string): void {
   expect(s.steps.stop?.ms ?? 0).toBeLessThan(25_000);
   s.check("logs", { code: 0, stdout: /^got-term$/m });
   s.check("inspect", { code: 0, stdout: "0\n" });
+}
+
+/** How a manager checkpoints and restores the container `name`, and reads its dumped /count. */
+export interface CheckpointCli {
+  checkpoint: (name: string) => string[];
+  restore: (name: string) => string[];
+  /** The container's /count as the dump left it (read from its rootfs on the host). */
+  dumped: () => Promise<string[]>;
+  /** Told the container's id once it runs (for teardown). */
+  started?: (id: string) => void;
+}
+
+/**
+ * Steps of a checkpoint and a restore of COUNTER by a manager: "run", "checkpoint",
+ * "stateAfterCheckpoint", "restore", "cat", "stop", "exitCode", "rm", and the fact
+ * "continued" (the restored counter's lines after the dumped ones, from the next number).
+ */
+export async function checkpointSteps(
+  c: DockerLikeCli,
+  s: Scenario,
+  name: string,
+  ck: CheckpointCli,
+): Promise<void> {
+  const run = (args: string[], timeout = 120_000) => c.cli(args, { timeout });
+  const started = await s.need("run", run([...c.run, "-d", "--name", name, c.image, ...COUNTER]));
+  ck.started?.(started.stdout.trim());
+  const last = async () => {
+    const r = await run(["exec", name, "tail", "-n1", "/count"], 60_000);
+    return r.code === 0 ? Number(r.stdout.trim()) : 0;
+  };
+  await waitFor("3 lines", async () => ((await last()) >= 3 ? true : undefined), BOOT_MS, 500);
+  await s.need("checkpoint", run(ck.checkpoint(name), 300_000));
+  s.steps.stateAfterCheckpoint = await run(["inspect", "--format", "{{.State.Status}}", name]);
+  const dumped = await ck.dumped();
+  await s.need("restore", run(ck.restore(name), 300_000));
+  await waitFor(
+    "more lines",
+    async () => ((await last()) > dumped.length + 2 ? true : undefined),
+    BOOT_MS,
+    500,
+  );
+  const all = await s.step("cat", run(["exec", name, "cat", "/count"]));
+  const lines = all.stdout.trim().split("\n");
+  s.facts.continued =
+    lines.slice(0, dumped.length).join(",") === dumped.join(",") &&
+    Number(lines[dumped.length]) === Number(dumped.at(-1)) + 1;
+  await s.step("stop", run(["stop", "-t", "30", name]));
+  s.steps.exitCode = await run(["inspect", "--format", "{{.State.ExitCode}}", name]);
+  await s.step("rm", run(["rm", name]));
+}
+
+/** What `checkpointSteps` must have recorded. */
+export function checkCheckpointSteps(s: Scenario): void {
+  s.check("checkpoint", { code: 0 });
+  s.check("stateAfterCheckpoint", { code: 0, stdout: /^exited\n$/ });
+  s.check("restore", { code: 0 });
+  s.check("cat", { code: 0 });
+  s.fact<boolean>(
+    "continued",
+    (v) => v === true,
+    "the restored counter's lines after the dumped ones, from the next number",
+    "cat",
+  );
+  s.check("exitCode", { code: 0, stdout: "7\n" });
+  s.check("rm", { code: 0 });
 }

@@ -11,9 +11,10 @@ import { existsSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { TestUser } from "../../lib/user.ts";
 import {
-  COUNTER,
+  checkCheckpointSteps,
   checkExecSteps,
   checkGracefulStop,
+  checkpointSteps,
   checkRunRmEchoHi,
   type DockerLikeCli,
   execSteps,
@@ -81,37 +82,21 @@ export function podmanMatrix(name: string, title: string, user?: () => TestUser)
       const link = ws.path("runc");
       symlinkSync(BIN, link);
       const ckPodman = new Podman(ws, undefined, undefined, link);
+      const ckCli: DockerLikeCli = { ...cli, cli: (args, opts) => ckPodman.podman(args, opts) };
       go("checkpoint", "podman container checkpoint / restore", async (s) => {
         const name = "e2e-ck";
-        const p = (args: string[], timeout = 120_000) => ckPodman.podman(args, { timeout });
-        const run = await s.need("run", p([...RUN, "-d", "--name", name, IMAGE, ...COUNTER]));
-        podman.remember(run.stdout.trim());
-        const last = async () => {
-          const r = await p(["exec", name, "tail", "-n1", "/count"], 60_000);
-          return r.code === 0 ? Number(r.stdout.trim()) : 0;
-        };
-        await waitFor("3 lines", async () => ((await last()) >= 3 ? true : undefined), BOOT_MS, 500);
-        await s.need("checkpoint", p(["container", "checkpoint", name], 300_000));
-        s.steps.stateAfterCheckpoint = await p(["inspect", "--format", "{{.State.Status}}", name]);
-        // The rootfs stays podman's: its lines as they were when the tree was dumped.
-        const mounted = await s.need("mount", p(["mount", name]));
-        const dumped = readFileSync(join(mounted.stdout.trim(), "count"), "utf8").trim().split("\n");
-        await p(["umount", name]);
-        await s.need("restore", p(["container", "restore", name], 300_000));
-        await waitFor(
-          "more lines",
-          async () => ((await last()) > dumped.length + 2 ? true : undefined),
-          BOOT_MS,
-          500,
-        );
-        const all = await s.step("cat", p(["exec", name, "cat", "/count"]));
-        const lines = all.stdout.trim().split("\n");
-        s.facts.continued =
-          lines.slice(0, dumped.length).join(",") === dumped.join(",") &&
-          Number(lines[dumped.length]) === Number(dumped.at(-1)) + 1;
-        await s.step("stop", p(["stop", "-t", "30", name]));
-        s.steps.exitCode = await p(["inspect", "--format", "{{.State.ExitCode}}", name]);
-        await s.step("rm", p(["rm", name]));
+        await checkpointSteps(ckCli, s, name, {
+          checkpoint: (n) => ["container", "checkpoint", n],
+          restore: (n) => ["container", "restore", n],
+          started: (id) => podman.remember(id),
+          // The rootfs stays podman's: its lines as they were when the tree was dumped.
+          dumped: async () => {
+            const mounted = await s.need("mount", ckPodman.podman(["mount", name], { timeout: 60_000 }));
+            const lines = readFileSync(join(mounted.stdout.trim(), "count"), "utf8").trim().split("\n");
+            await ckPodman.podman(["umount", name], { timeout: 60_000 });
+            return lines;
+          },
+        });
       });
     },
   );
@@ -121,20 +106,7 @@ export function podmanMatrix(name: string, title: string, user?: () => TestUser)
       e2e.test(
         "container checkpoint, restore: the counter goes on from where it was, exec works, stop gives its status",
         "checkpoint",
-        (s) => {
-          s.check("checkpoint", { code: 0 });
-          s.check("stateAfterCheckpoint", { code: 0, stdout: /^exited\n$/ });
-          s.check("restore", { code: 0 });
-          s.check("cat", { code: 0 });
-          s.fact<boolean>(
-            "continued",
-            (v) => v === true,
-            "the restored counter's lines after the dumped ones, from the next number",
-            "cat",
-          );
-          s.check("exitCode", { code: 0, stdout: "7\n" });
-          s.check("rm", { code: 0 });
-        },
+        checkCheckpointSteps,
       );
     }
     e2e.test("run --rm IMAGE echo hi", "rm", checkRunRmEchoHi);
