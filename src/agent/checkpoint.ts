@@ -6,9 +6,14 @@
  *  - the rootfs is CRIU's --root; mounts whose source is outside the container are
  *    "external": the masked paths (binds of the guest's /dev/null) and the bind mounts from
  *    the share (9p), each keyed by its mount point and given its new source on restore;
- *  - the init's fds 0-2 lead outside the tree (pipes to the agent, /dev/null): their keys
- *    are kept beside the images (cc-externals.json, runc's descriptors.json) and the
- *    restored tree inherits the new stdio in their place (--inherit-fd);
+ *  - the init's fds 0-2 lead outside the tree (pipes to the agent, /dev/null, or the slave
+ *    of a pty whose master the agent holds): their keys are kept beside the images
+ *    (cc-externals.json, runc's descriptors.json) and the restored tree inherits the new
+ *    stdio in their place (--inherit-fd). A terminal is CRIU's "external tty": the restore
+ *    gets the slave of a new pty (CRIU makes it the session's controlling terminal again),
+ *    and the container's /dev/console (crun's bind of the old slave) becomes a bind of the
+ *    new one. (crun and runc use CRIU's orphan-pts-master instead, which hands the new
+ *    master over CRIU's RPC socket; the command line has no such socket.)
  *  - cgroups: --manage-cgroups, and on restore --cgroup-root moves the tree into the new
  *    container's cgroup (/cc-oci/<id>);
  *  - the restored init is the agent's child (--restore-sibling), reaped like crun's; crun's
@@ -21,6 +26,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   statSync,
@@ -45,8 +51,15 @@ const Externals = z.object({
   masks: z.array(z.string()),
   /** Mount points of bind mounts from the share. */
   shares: z.array(z.string()),
-  /** CRIU's keys of the init's fds 0, 1, 2 (pipe:[N] or file[mnt:inode]). */
+  /** CRIU's keys of the init's fds 0, 1, 2 (pipe:[N], file[mnt:inode] or tty[rdev:dev]). */
   stdio: z.array(z.string()),
+  /** Mount points of binds of a pty slave (crun's /dev/console of a terminal container). */
+  consoles: z.array(z.string()).default([]),
+  /**
+   * CRIU's keys of every terminal open in the tree (the pty slave, /dev/tty, which an
+   * interactive shell opens for job control): all external, all the new slave on restore.
+   */
+  ttys: z.array(z.string()).default([]),
 });
 type Externals = z.infer<typeof Externals>;
 
@@ -63,16 +76,59 @@ export async function loadModules(reaper: Reaper): Promise<void> {
   modulesLoaded = true;
 }
 
-/** CRIU's key for fd `fd` of `pid`: its pipe, or the file by mount id and inode (hex). */
-function fdKey(pid: number, fd: number): { key: string; file: boolean } {
+/**
+ * CRIU's key for fd `fd` of `pid`: its pipe, a pty slave by its device and devpts instance,
+ * or the file by mount id and inode (all hex); `external`: one CRIU must be told of on dump.
+ */
+function fdKey(pid: number, fd: number): { key: string; external: boolean } {
   const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-  if (/^pipe:\[\d+\]$/.test(link)) return { key: link, file: false };
-  if (link.startsWith("/dev/pts/")) {
-    throw new Error("a container with a terminal cannot be checkpointed yet (its pty is the host's)");
+  if (/^pipe:\[\d+\]$/.test(link)) return { key: link, external: false };
+  const st = statSync(`/proc/${pid}/fd/${fd}`);
+  if (isTerminalPath(link)) {
+    return { key: `tty[${st.rdev.toString(16)}:${st.dev.toString(16)}]`, external: true };
   }
   const mnt = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"))?.[1];
-  const ino = statSync(`/proc/${pid}/fd/${fd}`).ino;
-  return { key: `file[${Number(mnt).toString(16)}:${ino.toString(16)}]`, file: true };
+  return { key: `file[${Number(mnt).toString(16)}:${st.ino.toString(16)}]`, external: true };
+}
+
+function isTerminalPath(link: string): boolean {
+  return link.startsWith("/dev/pts/") || link === "/dev/tty" || link === "/dev/console";
+}
+
+/**
+ * The keys of every fd of the tree of `pid` on its terminal (the pty slave whose device is
+ * `console`): the slave itself, /dev/console, and /dev/tty where the terminal is the
+ * process's controlling one. A pty the workload made itself (master and slave in the tree)
+ * is CRIU's to restore, not one of these.
+ */
+function treeTerminals(pid: number, console: number): string[] {
+  const keys = new Set<string>();
+  const visit = (p: number) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const ctty = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[4]);
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        const path = `/proc/${p}/fd/${fd}`;
+        const link = readlinkSync(path, { encoding: "utf8" });
+        if (!isTerminalPath(link)) continue;
+        if (link === "/dev/tty" ? ctty === console : statSync(path).rdev === console)
+          keys.add(fdKey(p, Number(fd)).key);
+      }
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        const children = readFileSync(`/proc/${p}/task/${task}/children`, "utf8");
+        for (const child of children.split(" ").filter(Boolean)) visit(Number(child));
+      }
+    } catch {
+      // Gone meanwhile: CRIU sees the tree as it is when it freezes it.
+    }
+  };
+  visit(pid);
+  return [...keys];
+}
+
+/** Whether a dumped stdio key is a terminal's (restored with a new pty). */
+export function isTerminalKey(key: string): boolean {
+  return key.startsWith("tty[");
 }
 
 function flagArgs(req: { tcpEstablished: boolean; fileLocks: boolean; extUnixSk: boolean }): string[] {
@@ -110,10 +166,14 @@ export async function dumpTree(
   await loadModules(reaper);
   const mounts = mountinfo(pid).filter((m) => m.mountPoint !== "/");
   const stdio = [0, 1, 2].map((fd) => fdKey(pid, fd));
+  // The terminal of a terminal container: its init's stdio.
+  const console = stdio.some((s) => isTerminalKey(s.key)) ? statSync(`/proc/${pid}/fd/0`).rdev : undefined;
   const ext: Externals = {
     masks: mounts.filter((m) => m.root === "/null").map((m) => m.mountPoint),
     shares: mounts.filter((m) => m.fstype === "9p").map((m) => m.mountPoint),
     stdio: stdio.map((s) => s.key),
+    consoles: mounts.filter((m) => m.fstype === "devpts" && m.root !== "/").map((m) => m.mountPoint),
+    ttys: console === undefined ? [] : treeTerminals(pid, console),
   };
   mkdirSync(req.workDir, { recursive: true });
   const args = [
@@ -122,8 +182,11 @@ export async function dumpTree(
     String(pid),
     ...commonArgs(req, rootfs, "dump.log"),
     ...(req.leaveRunning ? ["--leave-running"] : []),
-    ...[...ext.masks, ...ext.shares].flatMap((mp) => ["--external", `mnt[${mp}]:${mp}`]),
-    ...[...new Set(stdio.filter((s) => s.file).map((s) => s.key))].flatMap((k) => ["--external", k]),
+    ...[...ext.masks, ...ext.shares, ...ext.consoles].flatMap((mp) => ["--external", `mnt[${mp}]:${mp}`]),
+    ...[...new Set([...stdio.filter((s) => s.external).map((s) => s.key), ...ext.ttys])].flatMap((k) => [
+      "--external",
+      k,
+    ]),
   ];
   const code = await runCriu(reaper, args);
   if (code !== 0) {
@@ -177,16 +240,27 @@ export function readExternals(imagesDir: string): Externals {
 }
 
 /**
- * The arguments of `criu restore` for a tree restored into container `id` of `config`, its
- * stdio on criu's fds 0-2 (they take the places of the dumped keys).
+ * `criu restore` of a tree into container `id` of `config`: its arguments, and which of
+ * the new stdio (0-2) each inherited fd (3, 4, ...) is, one per dumped key (CRIU moves
+ * each inherited fd into its store and closes it: two keys cannot share one);
+ * `ttySlave`: the path of the new pty's slave, when the tree had a terminal.
  */
+export interface CriuRestore {
+  args: string[];
+  inheritedFrom: number[];
+}
+
 export function restoreArgs(
   req: RequestOf<"restore">,
   ext: Externals,
   rootfs: string,
   cgroup: string,
   pidFile: string,
-): string[] {
+  ttySlave?: string,
+): CriuRestore {
+  if ((ext.consoles.length > 0 || ext.ttys.length > 0) && !ttySlave) {
+    throw new Error("the checkpoint is of a container with a terminal, the new one has none");
+  }
   const mounts = ((req.config.mounts ?? []) as { destination: string; source?: string }[]).filter(
     (m) => m.source,
   );
@@ -196,13 +270,16 @@ export function restoreArgs(
       throw new Error(`the checkpoint has a bind mount at ${mp} and the new configuration none`);
     return ["--external", `mnt[${mp}]:${m.source}`];
   });
-  const inherited = new Set<string>();
-  const inherit = ext.stdio.flatMap((key, fd) => {
-    if (inherited.has(key)) return [];
-    inherited.add(key);
-    return ["--inherit-fd", `fd[${INHERITED_FD_BASE + fd}]:${key}`];
-  });
-  return [
+  const keys = new Map<string, number>();
+  for (const [fd, key] of [...ext.stdio, ...ext.ttys].entries()) {
+    // Every terminal becomes the new slave (on all three of the new stdio).
+    if (!keys.has(key)) keys.set(key, isTerminalKey(key) ? 0 : fd);
+  }
+  const inherit = [...keys.keys()].flatMap((key, i) => [
+    "--inherit-fd",
+    `fd[${INHERITED_FD_BASE + i}]:${key}`,
+  ]);
+  const args = [
     "restore",
     ...commonArgs(req, rootfs, "restore.log"),
     "--restore-detached",
@@ -212,28 +289,31 @@ export function restoreArgs(
     "--cgroup-root",
     cgroup,
     ...ext.masks.flatMap((mp) => ["--external", `mnt[${mp}]:/dev/null`]),
+    ...ext.consoles.flatMap((mp) => ["--external", `mnt[${mp}]:${ttySlave}`]),
     ...shares.flat(),
     ...inherit,
   ];
+  return { args, inheritedFrom: [...keys.values()] };
 }
 
 /**
- * Where criu gets the restored process's stdio: fds 3-5, not its own 0-2, so that what criu
- * itself prints (its libraries write to stderr) is not the workload's output.
+ * Where criu gets the restored process's stdio: fds from 3, not its own 0-2, so that what
+ * criu itself prints (its libraries write to stderr) is not the workload's output.
  */
 const INHERITED_FD_BASE = 3;
 
 /** Starts `criu restore` with the process's stdio (wirePipes' spawn); its exit is the restore's. */
-export function spawnRestore(reaper: Reaper, args: string[], stdio: ("ignore" | number | "pipe")[]) {
+export function spawnRestore(reaper: Reaper, restore: CriuRestore, stdio: ("ignore" | number | "pipe")[]) {
   const nulls: number[] = [];
-  const given = stdio.map((s) => {
+  const given = restore.inheritedFrom.map((i) => {
+    const s = stdio[i];
     if (typeof s === "number") return s;
     const fd = openSync("/dev/null", "r+");
     nulls.push(fd);
     return fd;
   });
   try {
-    return spawnReaped(reaper, [CRIU, ...args], ["ignore", "ignore", "ignore", ...given]);
+    return spawnReaped(reaper, [CRIU, ...restore.args], ["ignore", "ignore", "ignore", ...given]);
   } finally {
     for (const fd of nulls) closeSync(fd);
   }

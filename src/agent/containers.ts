@@ -3,13 +3,16 @@
  * processes. Each handler is: check the request's target exists -> do it through crun ->
  * answer. Process output goes to the host on the stream ids the host chose.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 import type { Channel } from "../protocol/channel.ts";
 import type { RequestOf, ResultOf } from "../protocol/messages.ts";
+import { cgroupStats, signalCgroup } from "./cgroup.ts";
 import {
   criuLogTail,
   dumpTree,
+  isTerminalKey,
   loadModules,
   readExternals,
   restoreArgs,
@@ -20,7 +23,7 @@ import { crun, crunDone, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
 import { type OomWatch, watchOomKills } from "./oom.ts";
-import { type GuestProcess, wirePipes, wireTerminal } from "./stdio.ts";
+import { type GuestProcess, wireNewTerminal, wirePipes, wireTerminal } from "./stdio.ts";
 
 /** Where the host's share (9p tag "workload") is mounted: rootfs/ and mounts/N below it. */
 export const SHARE_MOUNT = "/run/cc/shared";
@@ -137,28 +140,47 @@ export class Containers {
   }
 
   private async doRestore(req: RequestOf<"restore">): Promise<ResultOf<"restore">> {
-    if ((req.config.process as { terminal?: boolean } | undefined)?.terminal === true) {
-      throw new Error("a container with a terminal cannot be restored yet");
-    }
     const c = this.prepare(req.id, req.config);
     const bundle = c.bundle;
     const ext = readExternals(req.imagesDir);
+    const terminal = (req.config.process as { terminal?: boolean } | undefined)?.terminal === true;
+    if (terminal !== ext.stdio.some(isTerminalKey)) {
+      throw new Error(
+        terminal
+          ? "process.terminal is true and the checkpoint is of a container without a terminal"
+          : "the checkpoint is of a container with a terminal and process.terminal is not true",
+      );
+    }
     await loadModules(this.reaper);
     // CRIU's log until the restore is done; crun's (exec, ps, update) from then on.
     const crunLog = c.log;
     c.log = join(req.workDir, "restore.log");
     const linux = (req.config.linux ?? {}) as { cgroupsPath?: string };
     const pidFile = join(bundle, "init.pid");
-    const args = restoreArgs(req, ext, c.rootfs, linux.cgroupsPath ?? `/cc-oci/${req.id}`, pidFile);
-    const proc = await wirePipes(
-      this.channel,
-      req.stdio,
-      (spec) => spawnRestore(this.reaper, args, spec),
-      async (p) => {
-        const code = await p.exited;
-        if (code !== 0) throw new Error(`criu restore failed (exit ${code}): ${criuLogTail(c.log)}`);
-      },
-    );
+    const cgroup = linux.cgroupsPath ?? `/cc-oci/${req.id}`;
+    const restored = async (p: Subprocess) => {
+      const code = await p.exited;
+      if (code !== 0) throw new Error(`criu restore failed (exit ${code}): ${criuLogTail(c.log)}`);
+    };
+    const proc = terminal
+      ? await wireNewTerminal(
+          this.channel,
+          req.stdio,
+          req.consoleSize,
+          (slave, slaveName) =>
+            spawnRestore(this.reaper, restoreArgs(req, ext, c.rootfs, cgroup, pidFile, slaveName), [
+              slave,
+              slave,
+              slave,
+            ]),
+          restored,
+        )
+      : await wirePipes(
+          this.channel,
+          req.stdio,
+          (spec) => spawnRestore(this.reaper, restoreArgs(req, ext, c.rootfs, cgroup, pidFile), spec),
+          restored,
+        );
     proc.pid = Number(readFileSync(pidFile, "utf8"));
     writeCrunState(req.id, proc.pid, req.config, bundle);
     c.log = crunLog;
@@ -284,32 +306,6 @@ export class Containers {
   }
 }
 
-/**
- * `kill --all`: every process of the container's cgroup and of the cgroups below it.
- * SIGKILL through cgroup.kill, which also takes processes forked meanwhile.
- */
-function signalCgroup(dir: string, signal: number): void {
-  if (signal === SIGKILL) {
-    try {
-      writeFileSync(join(dir, "cgroup.kill"), "1");
-      return;
-    } catch {
-      // A kernel without cgroup.kill: one process at a time.
-    }
-  }
-  for (const pid of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
-    try {
-      process.kill(Number(pid), signal);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) signalCgroup(join(dir, entry.name), signal);
-  }
-}
-
-const SIGKILL = 9;
 const CLK_TCK = 100;
 
 function describeProcess(pid: number): { pid: number; user: string; time: string; cmd: string } {
@@ -327,62 +323,6 @@ function describeProcess(pid: number): { pid: number; user: string; time: string
   } catch {
     return { pid, user: "?", time: "00:00:00", cmd: "?" };
   }
-}
-
-function readNum(file: string): number | undefined {
-  try {
-    const v = readFileSync(file, "utf8").trim();
-    return v === "max" ? undefined : Number(v);
-  } catch {
-    return undefined;
-  }
-}
-
-function keyed(file: string): Record<string, number> {
-  try {
-    return Object.fromEntries(
-      readFileSync(file, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => l.split(" "))
-        .map(([k, v]) => [k, Number(v)]),
-    );
-  } catch {
-    return {};
-  }
-}
-
-/** runc's stats shape (types.Stats) from the container's cgroup v2 files. */
-function cgroupStats(dir: string): Record<string, unknown> {
-  const cpu = keyed(join(dir, "cpu.stat"));
-  const mem = keyed(join(dir, "memory.stat"));
-  return {
-    cpu: {
-      usage: {
-        total: (cpu.usage_usec ?? 0) * 1000,
-        kernel: (cpu.system_usec ?? 0) * 1000,
-        user: (cpu.user_usec ?? 0) * 1000,
-      },
-      throttling: {
-        periods: cpu.nr_periods ?? 0,
-        throttledPeriods: cpu.nr_throttled ?? 0,
-        throttledTime: (cpu.throttled_usec ?? 0) * 1000,
-      },
-    },
-    memory: {
-      usage: {
-        usage: readNum(join(dir, "memory.current")) ?? 0,
-        limit: readNum(join(dir, "memory.max")) ?? 0,
-      },
-      swap: {
-        usage: readNum(join(dir, "memory.swap.current")) ?? 0,
-        limit: readNum(join(dir, "memory.swap.max")) ?? 0,
-      },
-      cache: mem.file ?? 0,
-      raw: mem,
-    },
-    pids: { current: readNum(join(dir, "pids.current")) ?? 0, limit: readNum(join(dir, "pids.max")) ?? 0 },
-  };
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Stdio } from "../protocol/messages.ts";
 import { receiveFdServer } from "../sys/fdpass.ts";
 import { fdReader, fdWriter } from "../sys/fdstream.ts";
 import { libc, O_CLOEXEC, ptr } from "../sys/libc.ts";
-import { setWinsize } from "../sys/pty.ts";
+import { openPty, setWinsize } from "../sys/pty.ts";
 import { crunDone, type StdioSpec } from "./crun.ts";
 
 export interface GuestProcess {
@@ -129,8 +129,43 @@ export async function wireTerminal(
   } finally {
     server.close();
   }
+  return relayTerminal(channel, stdio.tty, master, size);
+}
+
+/**
+ * A restored terminal process (agent/checkpoint.ts): a new pty, its slave given to
+ * `spawn` (criu restore, which hands it to the tree in the dumped one's place), its master
+ * relayed as the `tty` stream.
+ */
+export async function wireNewTerminal(
+  channel: Channel,
+  stdio: Stdio,
+  size: { rows: number; cols: number } | undefined,
+  spawn: (slave: number, slaveName: string) => Subprocess<StdioSpec, StdioSpec, StdioSpec>,
+  done: (proc: Subprocess) => Promise<void>,
+): Promise<GuestProcess> {
+  if (!stdio.tty) throw new Error("a terminal process needs a tty stream");
+  const pty = openPty();
+  try {
+    if (size) setWinsize(pty.master, size.rows, size.cols);
+    await done(spawn(pty.slave, pty.slaveName));
+  } catch (err) {
+    libc().close(pty.master);
+    throw err;
+  } finally {
+    // The restored tree has its copies.
+    libc().close(pty.slave);
+  }
+  return relayTerminal(channel, stdio.tty, pty.master, undefined);
+}
+
+function relayTerminal(
+  channel: Channel,
+  tty: number,
+  master: number,
+  size: { rows: number; cols: number } | undefined,
+): GuestProcess {
   if (size) setWinsize(master, size.rows, size.cols);
-  const tty = stdio.tty;
   const writer = fdWriter(master);
   channel.onStream(tty, (data) => writer.write(data));
   return {

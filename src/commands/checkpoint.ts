@@ -9,7 +9,7 @@ export const checkpoint: CommandFactory = (app) =>
     .option("--leave-running", "leave the process running after checkpointing")
     .option("--tcp-established", "allow open TCP connections")
     .option("--ext-unix-sk", "allow external unix sockets")
-    .option("--shell-job", "not supported (a container with a terminal)")
+    .option("--shell-job", "accepted (a terminal is always restored, on a new pty)")
     .option("--lazy-pages", "not supported")
     .option("--status-fd <fd>", "not supported")
     .option("--page-server <addr>", "not supported")

@@ -13,7 +13,7 @@ export const restore: CommandFactory = (app) =>
     .option("--no-pivot", "accepted for runc compatibility")
     .option("--tcp-established", "allow open TCP connections")
     .option("--ext-unix-sk", "allow external unix sockets")
-    .option("--shell-job", "not supported (a container with a terminal)")
+    .option("--shell-job", "accepted (a terminal is always restored, on a new pty)")
     .option("--file-locks", "handle file locks")
     .option("--manage-cgroups-mode <mode>", "accepted (the guest's CRIU uses soft)")
     .option("--empty-ns <ns>", "not supported")

@@ -16,6 +16,7 @@ import { checkPidFileDir, create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
 import { liveStatus } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
+import { callerTerminal } from "./terminal.ts";
 
 export interface CriuFlags {
   tcpEstablished?: boolean;
@@ -53,7 +54,6 @@ export interface RestoreFlags extends CriuFlags {
 function refuseUnsupported(ctx: RuntimeContext, f: CheckpointFlags | RestoreFlags): void {
   const unsupported: [string, unknown][] = [
     ["--lazy-pages", f.lazyPages],
-    ["--shell-job (a container with a terminal)", f.shellJob],
     ["--empty-ns", f.emptyNs],
     ["--pre-dump", (f as CheckpointFlags).preDump],
     ["--parent-path", (f as CheckpointFlags).parentPath],
@@ -67,6 +67,8 @@ function refuseUnsupported(ctx: RuntimeContext, f: CheckpointFlags | RestoreFlag
   // soft is what the guest's CRIU is given: the container's cgroup is its own in the guest.
   ctx.noteIgnored("--manage-cgroups-mode", f.manageCgroupsMode);
   ctx.noteIgnored("--auto-dedup", f.autoDedup);
+  // A terminal is always dumped as external and restored on a new pty (agent/checkpoint.ts).
+  ctx.noteIgnored("--shell-job", f.shellJob);
 }
 
 function criuOptions(f: CriuFlags) {
@@ -135,10 +137,12 @@ export async function restoreContainer(
   const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
   checkPidFileDir(flags.pidFile);
   const detach = flags.detach === true;
+  // As run's: a person at a terminal restoring a terminal container gets it on theirs.
+  const console = flags.consoleSocket || detach ? undefined : callerTerminal();
   const standin = await create(
     ctx,
     id,
-    { bundle: flags.bundle, consoleSocket: flags.consoleSocket, pidFile: flags.pidFile, detach },
+    { bundle: flags.bundle, consoleSocket: flags.consoleSocket, console, pidFile: flags.pidFile, detach },
     detach,
     { imagesDir, workDir, ...criuOptions(flags) },
   );

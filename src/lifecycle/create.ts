@@ -131,9 +131,6 @@ export async function create(
   if (!r.oci.process)
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
   const terminal = r.oci.process.terminal === true;
-  if (terminal && restore) {
-    throw new RuntimeError("process.terminal is true: a container with a terminal cannot be restored yet");
-  }
   if (terminal && !flags.consoleSocket && !flags.console) {
     throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
   }

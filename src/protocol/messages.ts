@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({
@@ -32,6 +32,7 @@ export const Stdio = z.object({
 export type Stdio = z.infer<typeof Stdio>;
 
 const id = z.string().min(1);
+const ConsoleSize = z.object({ rows: z.number().int(), cols: z.number().int() });
 const execId = z.string().min(1).optional();
 const Json = z.record(z.string(), z.unknown());
 
@@ -78,7 +79,7 @@ export const Calls = {
       /** config.json for crun in the guest, already rewritten by the host (guest paths). */
       config: Json,
       stdio: Stdio,
-      consoleSize: z.object({ rows: z.number().int(), cols: z.number().int() }).optional(),
+      consoleSize: ConsoleSize.optional(),
     }),
     result: z.object({ pid: z.number().int() }),
   },
@@ -89,7 +90,7 @@ export const Calls = {
       execId: z.string().min(1),
       process: Json,
       stdio: Stdio,
-      consoleSize: z.object({ rows: z.number().int(), cols: z.number().int() }).optional(),
+      consoleSize: ConsoleSize.optional(),
     }),
     result: z.object({ pid: z.number().int() }),
   },
@@ -171,6 +172,8 @@ export const Calls = {
       id,
       config: Json,
       stdio: Stdio,
+      /** With a terminal (stdio.tty): the new pty's size, as create's. */
+      consoleSize: ConsoleSize.optional(),
       imagesDir: z.string().min(1),
       workDir: z.string().min(1),
       tcpEstablished: z.boolean(),

@@ -156,6 +156,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
           id: spec.id,
           config: spec.guestConfig,
           stdio: io.stdio,
+          consoleSize: io.consoleSize,
           ...guestCheckpointDirs(),
           ...spec.restore,
         })
