@@ -99,27 +99,38 @@ function isTerminalPath(link: string): boolean {
  * The keys of every fd of the tree of `pid` on its terminal (the pty slave whose device is
  * `console`): the slave itself, /dev/console, and /dev/tty where the terminal is the
  * process's controlling one. A pty the workload made itself (master and slave in the tree)
- * is CRIU's to restore, not one of these.
+ * is CRIU's to restore, not one of these; but CRIU keys /dev/tty by its device node only,
+ * so a /dev/tty open in a session of such an inner pty (tmux, script) is restored as the
+ * container's terminal too. The walk is before CRIU freezes the tree: a terminal opened in
+ * between is not external and the dump fails on it (a retry then succeeds).
  */
 function treeTerminals(pid: number, console: number): string[] {
   const keys = new Set<string>();
-  const visit = (p: number) => {
+  // Each read may find its fd, task or process gone meanwhile: it is skipped, not the rest.
+  const tryRead = <T>(read: () => T): T | undefined => {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const ctty = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[4]);
-      for (const fd of readdirSync(`/proc/${p}/fd`)) {
-        const path = `/proc/${p}/fd/${fd}`;
-        const link = readlinkSync(path, { encoding: "utf8" });
-        if (!isTerminalPath(link)) continue;
-        if (link === "/dev/tty" ? ctty === console : statSync(path).rdev === console)
-          keys.add(fdKey(p, Number(fd)).key);
-      }
-      for (const task of readdirSync(`/proc/${p}/task`)) {
-        const children = readFileSync(`/proc/${p}/task/${task}/children`, "utf8");
-        for (const child of children.split(" ").filter(Boolean)) visit(Number(child));
-      }
+      return read();
     } catch {
-      // Gone meanwhile: CRIU sees the tree as it is when it freezes it.
+      return undefined;
+    }
+  };
+  const visit = (p: number) => {
+    const stat = tryRead(() => readFileSync(`/proc/${p}/stat`, "utf8"));
+    if (!stat) return;
+    const ctty = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[4]);
+    for (const fd of tryRead(() => readdirSync(`/proc/${p}/fd`)) ?? []) {
+      const path = `/proc/${p}/fd/${fd}`;
+      const key = tryRead(() => {
+        const link = readlinkSync(path, { encoding: "utf8" });
+        if (!isTerminalPath(link)) return undefined;
+        const ours = link === "/dev/tty" ? ctty === console : statSync(path).rdev === console;
+        return ours ? fdKey(p, Number(fd)).key : undefined;
+      });
+      if (key) keys.add(key);
+    }
+    for (const task of tryRead(() => readdirSync(`/proc/${p}/task`)) ?? []) {
+      const children = tryRead(() => readFileSync(`/proc/${p}/task/${task}/children`, "utf8")) ?? "";
+      for (const child of children.split(" ").filter(Boolean)) visit(Number(child));
     }
   };
   visit(pid);
@@ -166,13 +177,19 @@ export async function dumpTree(
   await loadModules(reaper);
   const mounts = mountinfo(pid).filter((m) => m.mountPoint !== "/");
   const stdio = [0, 1, 2].map((fd) => fdKey(pid, fd));
-  // The terminal of a terminal container: its init's stdio.
-  const console = stdio.some((s) => isTerminalKey(s.key)) ? statSync(`/proc/${pid}/fd/0`).rdev : undefined;
+  // The terminal of a terminal container: on its init's stdio; crun binds it at /dev/console
+  // (a devpts mount whose root is the slave's index).
+  const onTty = stdio.findIndex((s) => isTerminalKey(s.key));
+  const console = onTty < 0 ? undefined : statSync(`/proc/${pid}/fd/${onTty}`).rdev;
+  const slaveIndex =
+    onTty < 0 ? undefined : readlinkSync(`/proc/${pid}/fd/${onTty}`).replace(/^\/dev\/pts\//, "");
   const ext: Externals = {
     masks: mounts.filter((m) => m.root === "/null").map((m) => m.mountPoint),
     shares: mounts.filter((m) => m.fstype === "9p").map((m) => m.mountPoint),
     stdio: stdio.map((s) => s.key),
-    consoles: mounts.filter((m) => m.fstype === "devpts" && m.root !== "/").map((m) => m.mountPoint),
+    consoles: mounts
+      .filter((m) => m.fstype === "devpts" && m.root === `/${slaveIndex}`)
+      .map((m) => m.mountPoint),
     ttys: console === undefined ? [] : treeTerminals(pid, console),
   };
   mkdirSync(req.workDir, { recursive: true });
@@ -247,7 +264,8 @@ export function readExternals(imagesDir: string): Externals {
  */
 export interface CriuRestore {
   args: string[];
-  inheritedFrom: number[];
+  /** For each inherited fd: which of the new stdio it is, or /dev/null. */
+  inheritedFrom: (number | "null")[];
 }
 
 export function restoreArgs(
@@ -270,10 +288,11 @@ export function restoreArgs(
       throw new Error(`the checkpoint has a bind mount at ${mp} and the new configuration none`);
     return ["--external", `mnt[${mp}]:${m.source}`];
   });
-  const keys = new Map<string, number>();
+  const keys = new Map<string, number | "null">();
   for (const [fd, key] of [...ext.stdio, ...ext.ttys].entries()) {
-    // Every terminal becomes the new slave (on all three of the new stdio).
-    if (!keys.has(key)) keys.set(key, isTerminalKey(key) ? 0 : fd);
+    // Every terminal becomes the new slave (on all three of the new stdio); with a terminal,
+    // a stdio fd that was not on it (`exec </dev/null`) becomes /dev/null.
+    if (!keys.has(key)) keys.set(key, isTerminalKey(key) ? 0 : ttySlave ? "null" : fd);
   }
   const inherit = [...keys.keys()].flatMap((key, i) => [
     "--inherit-fd",
@@ -306,7 +325,7 @@ const INHERITED_FD_BASE = 3;
 export function spawnRestore(reaper: Reaper, restore: CriuRestore, stdio: ("ignore" | number | "pipe")[]) {
   const nulls: number[] = [];
   const given = restore.inheritedFrom.map((i) => {
-    const s = stdio[i];
+    const s = i === "null" ? "ignore" : stdio[i];
     if (typeof s === "number") return s;
     const fd = openSync("/dev/null", "r+");
     nulls.push(fd);

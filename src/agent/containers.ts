@@ -175,12 +175,16 @@ export class Containers {
             ]),
           restored,
         )
-      : await wirePipes(
-          this.channel,
-          req.stdio,
-          (spec) => spawnRestore(this.reaper, restoreArgs(req, ext, c.rootfs, cgroup, pidFile), spec),
-          restored,
-        );
+      : await (async () => {
+          // Before any pipe exists: a refused configuration leaves none open.
+          const plain = restoreArgs(req, ext, c.rootfs, cgroup, pidFile);
+          return wirePipes(
+            this.channel,
+            req.stdio,
+            (spec) => spawnRestore(this.reaper, plain, spec),
+            restored,
+          );
+        })();
     proc.pid = Number(readFileSync(pidFile, "utf8"));
     writeCrunState(req.id, proc.pid, req.config, bundle);
     c.log = crunLog;
