@@ -29,6 +29,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  type Stats,
   statSync,
   writeFileSync,
 } from "node:fs";
@@ -37,6 +38,7 @@ import { z } from "zod";
 import { CHECKPOINT_EXTERNALS } from "../protocol/guest-layout.ts";
 import type { RequestOf } from "../protocol/messages.ts";
 import { mountinfo } from "../sys/mounts.ts";
+import { procStat } from "../sys/proc.ts";
 import { spawnReaped } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 
@@ -80,15 +82,23 @@ export async function loadModules(reaper: Reaper): Promise<void> {
  * CRIU's key for fd `fd` of `pid`: its pipe, a pty slave by its device and devpts instance,
  * or the file by mount id and inode (all hex); `external`: one CRIU must be told of on dump.
  */
-function fdKey(pid: number, fd: number): { key: string; external: boolean } {
+function fdKey(pid: number, fd: number): { key: string; external: boolean; link: string; rdev: number } {
   const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-  if (/^pipe:\[\d+\]$/.test(link)) return { key: link, external: false };
+  if (/^pipe:\[\d+\]$/.test(link)) return { key: link, external: false, link, rdev: 0 };
   const st = statSync(`/proc/${pid}/fd/${fd}`);
-  if (isTerminalPath(link)) {
-    return { key: `tty[${st.rdev.toString(16)}:${st.dev.toString(16)}]`, external: true };
-  }
+  if (isTerminalPath(link)) return { key: ttyKey(st), external: true, link, rdev: st.rdev };
   const mnt = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"))?.[1];
-  return { key: `file[${Number(mnt).toString(16)}:${st.ino.toString(16)}]`, external: true };
+  return {
+    key: `file[${Number(mnt).toString(16)}:${st.ino.toString(16)}]`,
+    external: true,
+    link,
+    rdev: st.rdev,
+  };
+}
+
+/** CRIU's key of a terminal: its device and the device of the filesystem its node is on. */
+function ttyKey(st: Stats): string {
+  return `tty[${st.rdev.toString(16)}:${st.dev.toString(16)}]`;
 }
 
 function isTerminalPath(link: string): boolean {
@@ -115,16 +125,16 @@ function treeTerminals(pid: number, console: number): string[] {
     }
   };
   const visit = (p: number) => {
-    const stat = tryRead(() => readFileSync(`/proc/${p}/stat`, "utf8"));
-    if (!stat) return;
-    const ctty = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[4]);
+    const ctty = procStat(p)?.ttyNr;
+    if (ctty === undefined) return;
     for (const fd of tryRead(() => readdirSync(`/proc/${p}/fd`)) ?? []) {
       const path = `/proc/${p}/fd/${fd}`;
       const key = tryRead(() => {
         const link = readlinkSync(path, { encoding: "utf8" });
         if (!isTerminalPath(link)) return undefined;
-        const ours = link === "/dev/tty" ? ctty === console : statSync(path).rdev === console;
-        return ours ? fdKey(p, Number(fd)).key : undefined;
+        const st = statSync(path);
+        const ours = link === "/dev/tty" ? ctty === console : st.rdev === console;
+        return ours ? ttyKey(st) : undefined;
       });
       if (key) keys.add(key);
     }
@@ -179,10 +189,9 @@ export async function dumpTree(
   const stdio = [0, 1, 2].map((fd) => fdKey(pid, fd));
   // The terminal of a terminal container: on its init's stdio; crun binds it at /dev/console
   // (a devpts mount whose root is the slave's index).
-  const onTty = stdio.findIndex((s) => isTerminalKey(s.key));
-  const console = onTty < 0 ? undefined : statSync(`/proc/${pid}/fd/${onTty}`).rdev;
-  const slaveIndex =
-    onTty < 0 ? undefined : readlinkSync(`/proc/${pid}/fd/${onTty}`).replace(/^\/dev\/pts\//, "");
+  const onTty = stdio.find((s) => isTerminalKey(s.key));
+  const console = onTty?.rdev;
+  const slaveIndex = onTty?.link.replace(/^\/dev\/pts\//, "");
   const ext: Externals = {
     masks: mounts.filter((m) => m.root === "/null").map((m) => m.mountPoint),
     shares: mounts.filter((m) => m.fstype === "9p").map((m) => m.mountPoint),
@@ -276,9 +285,6 @@ export function restoreArgs(
   pidFile: string,
   ttySlave?: string,
 ): CriuRestore {
-  if ((ext.consoles.length > 0 || ext.ttys.length > 0) && !ttySlave) {
-    throw new Error("the checkpoint is of a container with a terminal, the new one has none");
-  }
   const mounts = ((req.config.mounts ?? []) as { destination: string; source?: string }[]).filter(
     (m) => m.source,
   );
@@ -351,8 +357,8 @@ export function writeCrunState(
   const dir = join(CRUN_STATE, id);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const startTime = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  const startTime = procStat(pid)?.startTime;
+  if (startTime === undefined) throw new Error(`the restored init (pid ${pid}) is gone`);
   const linux = (config.linux ?? {}) as { cgroupsPath?: string };
   const root = (config.root ?? {}) as { path?: string };
   const status = {

@@ -8,6 +8,8 @@ export interface HostProcess {
 interface ProcStat {
   state: string;
   ppid: number;
+  /** The controlling terminal's device number (0: none). */
+  ttyNr: number;
   /** User and system CPU time, in clock ticks. */
   utime: number;
   stime: number;
@@ -27,6 +29,7 @@ export function procStat(pid: number): ProcStat | undefined {
   return {
     state: rest[0] ?? "?",
     ppid: Number(rest[1]),
+    ttyNr: Number(rest[4]),
     utime: Number(rest[11]),
     stime: Number(rest[12]),
     startTime: Number(rest[19]),
