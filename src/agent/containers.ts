@@ -3,7 +3,7 @@
  * processes. Each handler is: check the request's target exists -> do it through crun ->
  * answer. Process output goes to the host on the stream ids the host chose.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Channel } from "../protocol/channel.ts";
@@ -23,6 +23,7 @@ import { crun, crunDone, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
 import { type OomWatch, watchOomKills } from "./oom.ts";
+import { joinPodNamespaces } from "./pod.ts";
 import { type GuestProcess, wireNewTerminal, wirePipes, wireTerminal } from "./stdio.ts";
 
 /** Where the host's share (9p tag "workload") is mounted: rootfs/ and mounts/N below it. */
@@ -94,10 +95,17 @@ export class Containers {
   }
 
   private async doCreate(req: RequestOf<"create">): Promise<ResultOf<"create">> {
-    const c = this.prepare(req.id, req.config);
+    let config = req.config;
+    if (req.pod) {
+      const sandbox = this.get(req.pod.sandbox);
+      if (!sandbox.init || sandbox.initExited)
+        throw new Error(`the pod's sandbox container "${sandbox.id}" is not running`);
+      config = joinPodNamespaces(config, sandbox.init.pid, req.pod.join);
+    }
+    const c = this.prepare(req.id, config);
     const bundle = c.bundle;
     const pidFile = join(bundle, "init.pid");
-    const terminal = (req.config.process as { terminal?: boolean } | undefined)?.terminal === true;
+    const terminal = (config.process as { terminal?: boolean } | undefined)?.terminal === true;
     const args = ["create", "--bundle", bundle, "--pid-file", pidFile];
     const proc = await this.launch(
       c,
@@ -190,6 +198,28 @@ export class Containers {
     c.log = crunLog;
     this.adopt(c, proc);
     return { pid: proc.pid };
+  }
+
+  /**
+   * A pod's container gone from the VM that goes on (its sandbox's): killed if it still
+   * runs, crun's state and cgroup removed, its bundle too (guest tmpfs: nothing mounted).
+   */
+  remove(req: RequestOf<"remove">): Promise<ResultOf<"remove">> {
+    return this.reaper.holding(async () => {
+      const c = this.get(req.id);
+      await crun(this.reaper, c.log, ["delete", "--force", c.id]);
+      c.oom?.stop();
+      this.containers.delete(c.id);
+      rmSync(c.bundle, { recursive: true, force: true });
+      return {};
+    });
+  }
+
+  /** A pod's container paused alone: its cgroup frozen (the pod's VM, shared, runs on). */
+  async freeze(req: RequestOf<"freeze">): Promise<ResultOf<"freeze">> {
+    const c = this.get(req.id);
+    await crun(this.reaper, c.log, [req.frozen ? "pause" : "resume", c.id]);
+    return {};
   }
 
   async start(req: RequestOf<"start">): Promise<ResultOf<"start">> {

@@ -66,6 +66,8 @@ export async function runAgent(_argv: string[]): Promise<void> {
     },
     checkpoint: (args) => containers.checkpoint(args),
     start: (args) => containers.start(args),
+    remove: (args) => containers.remove(args),
+    freeze: (args) => containers.freeze(args),
     exec: (args) => containers.exec(args),
     signal: (args) => containers.signal(args),
     resize: (args) => containers.resize(args),

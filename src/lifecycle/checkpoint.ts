@@ -11,6 +11,7 @@ import { RuntimeError } from "../errors.ts";
 import { CHECKPOINT_EXTERNALS } from "../protocol/guest-layout.ts";
 import { forwardSignals } from "../standin/forward.ts";
 import { assertCan } from "../state/transitions.ts";
+import { isAlive } from "../sys/proc.ts";
 import type { RuntimeContext } from "./context.ts";
 import { checkPidFileDir, create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
@@ -108,16 +109,17 @@ export async function checkpointContainer(
     leaveRunning: flags.leaveRunning === true,
     ...criuOptions(flags),
   });
-  // The dump ended the workload: the stand-in records that as it winds down, right after its
-  // answer. `checkpoint` returns once the state says so (runc's container is gone by then).
+  // The dump ended the workload: the stand-in records that and winds down (its VM killed)
+  // right after its answer. `checkpoint` returns once it is gone, as runc's returns with the
+  // container's init dead: the manager then hears of the exit (its subreaper) at once.
   if (!flags.leaveRunning) {
     const until = Date.now() + STOP_RECORDED_MS;
-    while (liveStatus(ctx.store.read(id)) !== "stopped" && Date.now() < until) await Bun.sleep(50);
+    while (isAlive(s.standin) && Date.now() < until) await Bun.sleep(50);
   }
   return 0;
 }
 
-/** Bound on the stand-in's recording of the end a dump caused (its drain and state write). */
+/** Bound on the stand-in's end after a dump (its drain, state write and the VM's teardown). */
 const STOP_RECORDED_MS = 15_000;
 
 export async function restoreContainer(

@@ -27,11 +27,13 @@ import { writeFileAtomic, writeFileNamed } from "../sys/files.ts";
 import { privilege, userNamespaceRefusal } from "../sys/privilege.ts";
 import { hostProcess, isAlive } from "../sys/proc.ts";
 import type { RuntimeContext } from "./context.ts";
+import { createMember } from "./create-member.ts";
 import { destroy } from "./destroy.ts";
 import { checkHostPaths, guestConfig } from "./guest-config.ts";
 import { runHooks } from "./hooks.ts";
 import { hostCgroupPath, hostLimits, makeHostCgroup } from "./host-cgroup.ts";
 import { checkNamespaces } from "./namespaces.ts";
+import { podRole, podSizing } from "./pod.ts";
 import { toSpecState } from "./query.ts";
 import { saveConfig } from "./saved-config.ts";
 import { type StartedStandin, startStandin } from "./spawn-standin.ts";
@@ -71,6 +73,21 @@ export function ownerName(uid = process.getuid?.() ?? 0): string {
   return `#${uid}`;
 }
 
+/** A container's first state: `creating`, with this process (create) as its one writer. */
+export function creatingState(id: string, r: ReturnType<typeof resolveBundle>) {
+  return {
+    ociVersion: OCI_VERSION,
+    id,
+    status: "creating" as const,
+    bundle: r.bundle,
+    rootfs: r.rootfs,
+    created: new Date().toISOString(),
+    owner: ownerName(),
+    annotations: r.oci.annotations ?? {},
+    creator: hostProcess(process.pid),
+  };
+}
+
 /** Atomic, digits only, no newline: what containerd and podman read. */
 export function writePidFile(file: string, pid: number): void {
   writeFileAtomic(file, String(pid), 0o644);
@@ -107,6 +124,29 @@ export interface RestoreFrom {
   extUnixSk: boolean;
 }
 
+/** What create and a pod container's create both check first, before anything runs. */
+export function checkCreateRequest(ctx: RuntimeContext, id: string, flags: CreateRequest) {
+  validateId(id);
+  ctx.noteIgnored("--no-pivot", flags.pivot === false);
+  ctx.noteIgnored("--no-new-keyring", flags.newKeyring === false);
+  refusePreservedFds(flags.preserveFds);
+  const r = resolveBundle(flags.bundle, ctx.logger);
+  // A user's stand-in needs a user namespace of its own (spawn-standin.ts).
+  const ownUserNamespace = privilege() === "user";
+  checkHostPaths(r.oci, r.rootfs, r.configFile, ownUserNamespace);
+  checkPidFileDir(flags.pidFile);
+  if (!r.oci.process)
+    throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
+  const terminal = r.oci.process.terminal === true;
+  if (terminal && !flags.consoleSocket && !flags.console) {
+    throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
+  }
+  if (!terminal && flags.consoleSocket) {
+    throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
+  }
+  return { r, terminal, ownUserNamespace, role: podRole(id, r.oci.annotations, r.configFile) };
+}
+
 /**
  * `detached`: this call will not wait for the stand-in's exit (create; not run).
  * `restore`: the container's tree comes from a checkpoint and runs at once (restore).
@@ -118,30 +158,20 @@ export async function create(
   detached: boolean,
   restore?: RestoreFrom,
 ): Promise<StartedStandin> {
-  validateId(id);
-  ctx.noteIgnored("--no-pivot", flags.pivot === false);
-  ctx.noteIgnored("--no-new-keyring", flags.newKeyring === false);
-  refusePreservedFds(flags.preserveFds);
-  const r = resolveBundle(flags.bundle, ctx.logger);
-  // A user's stand-in needs a user namespace of its own (spawn-standin.ts).
-  const ownUserNamespace = privilege() === "user";
-  checkHostPaths(r.oci, r.rootfs, r.configFile, ownUserNamespace);
+  const { r, terminal, ownUserNamespace, role } = checkCreateRequest(ctx, id, flags);
+  if (role.kind === "member") {
+    if (restore)
+      throw new RuntimeError("restore of a pod's container is not supported (its VM is the pod's)");
+    return createMember(ctx, id, flags, detached, r, terminal, role.sandbox);
+  }
   const network = checkNamespaces(r.oci, r.configFile);
-  checkPidFileDir(flags.pidFile);
-  if (!r.oci.process)
-    throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
-  const terminal = r.oci.process.terminal === true;
-  if (terminal && !flags.consoleSocket && !flags.console) {
-    throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
-  }
-  if (!terminal && flags.consoleSocket) {
-    throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
-  }
   const refusal = ownUserNamespace ? userNamespaceRefusal() : undefined;
   if (refusal) throw new RuntimeError(`cannot run a container as a user: ${refusal}`);
   const dir = ctx.store.dir(id);
+  // A pod's sandbox: the VM is the pod's (lifecycle/pod.ts podSizing).
+  const own = r.oci.linux?.resources as Parameters<typeof sizeVm>[0];
   const size = sizeVm(
-    r.oci.linux?.resources as Parameters<typeof sizeVm>[0],
+    role.kind === "sandbox" ? podSizing(r.oci.annotations, own) : own,
     defaultVmSize(r),
     hostSize(),
     (msg) => ctx.logger.debug(`${id}: ${msg}`),
@@ -157,15 +187,7 @@ export async function create(
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {
-    ociVersion: OCI_VERSION,
-    id,
-    status: "creating",
-    bundle: r.bundle,
-    rootfs: r.rootfs,
-    created: new Date().toISOString(),
-    owner: ownerName(),
-    annotations: r.oci.annotations ?? {},
-    creator: hostProcess(process.pid),
+    ...creatingState(id, r),
     vm: {
       hypervisor: plan.path,
       kernel: plan.kernel,
@@ -270,20 +292,32 @@ export async function create(
     }
     ctx.logger.phase(id, "network-connected");
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
-    // The last write of this phase: from here on the stand-in writes the state. A restored
-    // container runs already (as runc's restore leaves it).
-    const done = restore ? "restored" : "created";
-    ctx.store.update(id, (s) => ({ ...s, status: advance(done, id, s.status), creator: undefined }));
-    standin.release();
-    standin.child.unref();
-    ctx.logger.phase(id, "created");
+    // A restored container runs already (as runc's restore leaves it).
+    handOver(ctx, id, standin, restore ? "restored" : "created");
     return standin;
   } catch (err) {
-    standin?.release();
-    // The create's own error is the one to report; one of the cleanup goes to the log.
-    await destroy(ctx.store, id).catch((e: unknown) => ctx.logger.error(`${id}: ${errorMessage(e)}`));
+    await undoCreate(ctx, id, standin);
     throw err;
   }
+}
+
+/** create's last write (from here on the stand-in writes the state), its link to it closed. */
+export function handOver(
+  ctx: RuntimeContext,
+  id: string,
+  standin: StartedStandin,
+  done: "created" | "restored",
+): void {
+  ctx.store.update(id, (s) => ({ ...s, status: advance(done, id, s.status), creator: undefined }));
+  standin.release();
+  standin.child.unref();
+  ctx.logger.phase(id, "created");
+}
+
+/** A create that failed: all of it undone. Its own error is the one reported, the cleanup's logged. */
+export async function undoCreate(ctx: RuntimeContext, id: string, standin?: StartedStandin): Promise<void> {
+  standin?.release();
+  await destroy(ctx.store, id).catch((e: unknown) => ctx.logger.error(`${id}: ${errorMessage(e)}`));
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { OciConfig } from "../config/oci-schema.ts";
+import { RuntimeError } from "../errors.ts";
 import { assertCan } from "../state/transitions.ts";
 import type { RuntimeContext } from "./context.ts";
 import { destroy, killProcess, killVm } from "./destroy.ts";
@@ -23,6 +24,7 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
     return 1;
   }
   const status = liveStatus(s);
+  await endPodMembers(ctx, id, force);
   if (status !== "stopped") {
     if (!force) assertCan("delete", id, status);
     // Being created: its create process goes first, or it would go on writing the state.
@@ -38,4 +40,21 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
   if (oci) await runHooks(["poststop"], oci, { ...toSpecState(s), status: "stopped", pid: 0 }, ctx.logger);
   await destroy(ctx.store, id);
   return 0;
+}
+
+/**
+ * A pod's sandbox goes last: while containers of the pod still run in its VM, its delete is
+ * refused (CRI stops and removes them first); --force stops them first (their state stays
+ * for their own delete, stopped).
+ */
+async function endPodMembers(ctx: RuntimeContext, id: string, force: boolean): Promise<void> {
+  const running = ctx.store
+    .list()
+    .map((other) => ctx.store.tryRead(other))
+    .filter((m) => m?.pod?.sandbox === id && liveStatus(m) !== "stopped");
+  if (running.length === 0) return;
+  const ids = running.map((m) => m?.id).join(", ");
+  if (!force)
+    throw new RuntimeError(`container "${id}" is the sandbox of a pod whose containers still run: ${ids}`);
+  for (const m of running) await killProcess(m?.standin);
 }

@@ -2,7 +2,10 @@
  * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
  * Used by delete, and by create/start when they fail part-way ("as if never tried").
  */
+import { join } from "node:path";
 import { errorMessage, RuntimeError } from "../errors.ts";
+import { VM_FILES } from "../hypervisor/launcher.ts";
+import { podShareDir } from "../protocol/guest-layout.ts";
 import { cleanLeftJoins } from "../standin/network-record.ts";
 import type { StoredState } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
@@ -50,6 +53,9 @@ export async function destroy(store: StateStore, id: string): Promise<void> {
     unmountBelow(dir);
     throw new RuntimeError(`${id}: ${busy}`);
   }
+  // A pod's container whose stand-in was killed left its shares in the sandbox's (the
+  // sandbox's hub has taken the container itself out of the VM as the stand-in went).
+  if (state?.pod) unmountAndRemove(join(store.dir(state.pod.sandbox), VM_FILES.shared, podShareDir(id)));
   // Everything mounted below the directory (the share: the user's rootfs and volumes)
   // is unmounted and verified gone before anything is removed.
   unmountAndRemove(dir);

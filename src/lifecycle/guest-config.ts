@@ -94,6 +94,11 @@ export interface GuestContext {
    * owner as nobody. Mappings of the spec's user namespace name host ids: these become 0.
    */
   ownIds?: { uid: number; gid: number };
+  /**
+   * Where below the VM's share this container's rootfs and volumes go: "" for the VM's own
+   * container, `pods/<id>/` for each other container of a pod (lifecycle/create-member.ts).
+   */
+  shareDir?: string;
 }
 
 /**
@@ -218,10 +223,11 @@ export function guestConfig(
   delete config.hooks;
   // crun 1.8 (Debian 12) refuses ociVersion above 1.1; the fields it reads are the same.
   if (/^1\.([2-9]|\d\d)/.test(oci.ociVersion)) config.ociVersion = GUEST_OCI_VERSION;
+  const here = ctx.shareDir ?? "";
   const shares: HostShare[] = [
-    { field: "root.path", source: rootfs, target: "rootfs", file: false, readonly: false },
+    { field: "root.path", source: rootfs, target: `${here}rootfs`, file: false, readonly: false },
   ];
-  config.root = { ...oci.root, path: `${GUEST_SHARE}/rootfs` };
+  config.root = { ...oci.root, path: `${GUEST_SHARE}/${here}rootfs` };
   config.mounts = (oci.mounts ?? []).map((m, i) => {
     if (!isBindMount(m) || !m.source) return m;
     const isDir = isDirectory(m.source);
@@ -231,7 +237,7 @@ export function guestConfig(
     // The source's own name stays the last component (tools match mounts by it in mountinfo).
     // (resolved: a source spelled `/a/b/..` or `/a/.` is named by what it is, `a`)
     const name = basename(resolve(m.source));
-    const target = name ? `mounts/${i}/${name}` : `mounts/${i}`;
+    const target = name ? `${here}mounts/${i}/${name}` : `${here}mounts/${i}`;
     const readonly = (m.options ?? []).includes("ro");
     shares.push({ field: `mounts[${i}]`, source: m.source, target, file, readonly });
     return { ...m, source: `${GUEST_SHARE}/${target}` };

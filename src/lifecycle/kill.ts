@@ -1,6 +1,6 @@
 import { assertCan } from "../state/transitions.ts";
 import type { RuntimeContext } from "./context.ts";
-import { killVm } from "./destroy.ts";
+import { killProcess, killVm } from "./destroy.ts";
 import { liveStatus } from "./query.ts";
 import { parseSignal } from "./signals.ts";
 import { callStandin } from "./standin-client.ts";
@@ -26,20 +26,26 @@ export async function killContainer(
   const status = liveStatus(s);
   assertCan("kill", id, status);
   const dir = ctx.store.dir(id);
+  // A pod's container paused is a frozen cgroup in a VM that runs: the guest takes signals.
+  const vmPaused = status === "paused" && !s.pod;
+  // Its stand-in gone, the sandbox's hub takes the container out of the VM.
+  const killHard = () => (s.pod ? killProcess(s.standin) : killVm({ ...s, standin: undefined }));
   if (sig === SIGKILL) {
-    if (status === "paused") {
+    if (vmPaused) {
       await killVm({ ...s, standin: undefined });
       return 0;
     }
     try {
       await callStandin(dir, id, "signal", { id, signal: sig, all }, KILL_AGENT_WAIT_MS);
     } catch (err) {
-      ctx.logger.warn(`${id}: agent did not take SIGKILL (${(err as Error).message}); killing the VM`);
-      await killVm({ ...s, standin: undefined });
+      ctx.logger.warn(
+        `${id}: agent did not take SIGKILL (${(err as Error).message}); ${s.pod ? "ending its stand-in" : "killing the VM"}`,
+      );
+      await killHard();
     }
     return 0;
   }
-  if (status === "paused") {
+  if (vmPaused) {
     // As on a frozen cgroup: the signal is queued and delivered when the VM is resumed.
     await callStandin(dir, id, "signal", { id, signal: sig, all }, PAUSED_QUEUE_MS).catch((err: Error) => {
       if (!/no answer within/.test(err.message)) throw err;

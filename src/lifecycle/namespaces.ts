@@ -19,19 +19,23 @@ import { NAMESPACE_TYPES, type NamespaceType, namespaceTypeOf } from "../sys/nam
  */
 export type StandinNetwork = { kind: "own" } | { kind: "path"; path: string };
 
-export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetwork {
+/** One entry of linux.namespaces, its type and path checked (the path is a namespace of that type). */
+interface ListedNamespace {
+  type: NamespaceType;
+  path?: string;
+  /** How errors name it: `FILE: field "linux.namespaces[N]"`. */
+  field: string;
+}
+
+function listedNamespaces(oci: OciConfig, configFile: string): ListedNamespace[] {
   const list = ((oci.linux as { namespaces?: { type: string; path?: string }[] } | undefined)?.namespaces ??
     []) as { type: string; path?: string }[];
-  let network: StandinNetwork | undefined;
-  list.forEach((ns, i) => {
+  return list.map((ns, i) => {
     const field = `${configFile}: field "linux.namespaces[${i}]"`;
     if (!(ns.type in NAMESPACE_TYPES))
       throw new RuntimeError(`${field}: unknown namespace type ${JSON.stringify(ns.type)}`);
     const type = ns.type as NamespaceType;
-    if (!ns.path) {
-      if (type === "network") network = { kind: "own" };
-      return;
-    }
+    if (!ns.path) return { type, field };
     let actual: NamespaceType | undefined;
     try {
       actual = namespaceTypeOf(ns.path);
@@ -42,18 +46,32 @@ export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetw
       throw new RuntimeError(
         `${field}: ${ns.path} is ${actual ? `a ${actual}` : "not a"} namespace, not a ${type} one`,
       );
-    if (type !== "network")
-      throw new RuntimeError(
-        `${field}: joining the existing ${type} namespace ${ns.path} is not possible: the container runs in its own VM`,
-      );
+    return { type, path: ns.path, field };
+  });
+}
+
+function cannotJoin(ns: ListedNamespace): RuntimeError {
+  return new RuntimeError(
+    `${ns.field}: joining the existing ${ns.type} namespace ${ns.path} is not possible: the container runs in its own VM`,
+  );
+}
+
+export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetwork {
+  let network: StandinNetwork | undefined;
+  for (const ns of listedNamespaces(oci, configFile)) {
+    if (!ns.path) {
+      if (ns.type === "network") network = { kind: "own" };
+      continue;
+    }
+    if (ns.type !== "network") throw cannotJoin(ns);
     if (sameNamespace(ns.path, "/proc/self/ns/net")) {
       // Docker's --network host names the daemon's own namespace (its sandbox key).
       throw new RuntimeError(
-        `${field}: ${ns.path} is the caller's own network namespace (--network host): a VM cannot share the host's network stack; give the container a network namespace of its own`,
+        `${ns.field}: ${ns.path} is the caller's own network namespace (--network host): a VM cannot share the host's network stack; give the container a network namespace of its own`,
       );
     }
     network = { kind: "path", path: ns.path };
-  });
+  }
   if (!network) {
     throw new RuntimeError(
       `${configFile}: field "linux.namespaces" has no network namespace: the container asks for the host's network (--network host), which a VM cannot share; give it a network namespace (--network none or a bridge)`,
@@ -62,8 +80,36 @@ export function checkNamespaces(oci: OciConfig, configFile: string): StandinNetw
   return network;
 }
 
+/** The namespaces a pod's containers may share with its sandbox container, in the guest. */
+export type PodNamespace = "pid" | "ipc" | "uts";
+const POD_SHARED: Record<string, PodNamespace> = { pid: "pid", ipc: "ipc", uts: "uts" };
+
+/**
+ * A pod's container (lifecycle/pod.ts) names its sandbox's namespaces by the sandbox's pid,
+ * its stand-in's (CRI: /proc/PID/ns/ipc, the pod's netns file): those it joins in the
+ * guest, where they are the sandbox container's. The network namespace must be the
+ * sandbox's (the pod has one VM, one network); any other path is refused as for any container.
+ */
+export function podNamespaces(oci: OciConfig, configFile: string, sandboxPid: number): PodNamespace[] {
+  const join: PodNamespace[] = [];
+  for (const ns of listedNamespaces(oci, configFile)) {
+    if (!ns.path) continue;
+    const shared = POD_SHARED[ns.type];
+    if (ns.type !== "network" && !shared) throw cannotJoin(ns);
+    const ofSandbox = sameNamespace(ns.path, `/proc/${sandboxPid}/ns/${shared ?? "net"}`);
+    if (ns.type === "network" && ofSandbox) continue;
+    if (!ofSandbox || !shared)
+      throw new RuntimeError(
+        `${ns.field}: ${ns.path} is not the ${ns.type} namespace of the pod's sandbox (its stand-in, pid ${sandboxPid}): a pod's containers share their sandbox's VM`,
+      );
+    join.push(shared);
+  }
+  return join;
+}
+
+/** Whether both paths are one namespace (false when either is gone: a process that exited). */
 function sameNamespace(a: string, b: string): boolean {
-  const x = statSync(a);
-  const y = statSync(b);
-  return x.ino === y.ino && x.dev === y.dev;
+  const x = statSync(a, { throwIfNoEntry: false });
+  const y = statSync(b, { throwIfNoEntry: false });
+  return x !== undefined && y !== undefined && x.ino === y.ino && x.dev === y.dev;
 }

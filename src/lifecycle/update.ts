@@ -92,7 +92,9 @@ export async function updateContainer(ctx: RuntimeContext, id: string, flags: Up
   if (Object.keys(r).length === 0)
     throw new RuntimeError("update: nothing to change (give --resources or a limit flag)");
   // What the container may have of its VM: the guest keeps its reserve (guest-config.ts).
-  const vmMiB = s.vm?.memoryMiB ?? 0;
+  // A pod's container has its sandbox's VM.
+  const vm = s.vm ?? (s.pod ? ctx.store.tryRead(s.pod.sandbox)?.vm : undefined);
+  const vmMiB = vm?.memoryMiB ?? 0;
   const bound = Math.max(32, vmMiB - GUEST_RESERVE_MIB) * 1024 * 1024;
   const limit = r.memory?.limit;
   // (-1 or 0 would be "no limit": the whole VM, the guest's reserve included)
@@ -107,9 +109,9 @@ export async function updateContainer(ctx: RuntimeContext, id: string, flags: Up
   if (r.cpu && Object.keys(guestCpu).length === 0) delete guest.cpu;
   if (Object.keys(guest).length) await callStandin(ctx.store.dir(id), id, "update", { id, resources: guest });
   if (s.hostCgroup) {
-    const size = { memoryMiB: vmMiB, vcpus: s.vm?.vcpus ?? 1 };
+    const size = { memoryMiB: vmMiB, vcpus: vm?.vcpus ?? 1 };
     try {
-      setCgroupLimits(s.hostCgroup, hostLimits(r, size, s.vm?.accelerator ?? "tcg"));
+      setCgroupLimits(s.hostCgroup, hostLimits(r, size, vm?.accelerator ?? "tcg"));
     } catch (err) {
       throw new RuntimeError(`update of the host cgroup: ${errorMessage(err)}`);
     }

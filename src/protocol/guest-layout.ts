@@ -16,3 +16,11 @@ export function guestNicName(i: number): string {
  * (agent/checkpoint.ts), and what tells the host a directory holds a checkpoint of ours.
  */
 export const CHECKPOINT_EXTERNALS = "cc-externals.json";
+
+/**
+ * Where below the share each container of a pod other than its sandbox has its rootfs and
+ * volumes (the sandbox's are at the top): `pods/<id>/rootfs`, `pods/<id>/mounts/N/NAME`.
+ */
+export function podShareDir(id: string): string {
+  return `pods/${id}/`;
+}

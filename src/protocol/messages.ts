@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({
@@ -80,9 +80,18 @@ export const Calls = {
       config: Json,
       stdio: Stdio,
       consoleSize: ConsoleSize.optional(),
+      /**
+       * A container of a pod (lifecycle/pod.ts): created in its sandbox's VM, in these
+       * namespaces of the sandbox container's init (the guest fills in their paths).
+       */
+      pod: z.object({ sandbox: id, join: z.array(z.enum(["pid", "ipc", "uts"])) }).optional(),
     }),
     result: z.object({ pid: z.number().int() }),
   },
+  /** A pod's container that ended (or whose stand-in went): crun delete, its guest files gone. */
+  remove: { request: z.object({ id }), result: z.object({}) },
+  /** A pod's container paused or resumed alone (its guest cgroup frozen), not the pod's VM. */
+  freeze: { request: z.object({ id, frozen: z.boolean() }), result: z.object({}) },
   start: { request: z.object({ id }), result: z.object({}) },
   exec: {
     request: z.object({
@@ -196,6 +205,8 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   hello: 500,
   create: 60_000,
   start: 30_000,
+  remove: 30_000,
+  freeze: 10_000,
   exec: 30_000,
   signal: 10_000,
   resize: 5_000,

@@ -28,7 +28,7 @@ import { reportReady, watchStarter } from "./launch.ts";
 import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
 import { recordJoined } from "./network-record.ts";
 import { bindShares } from "./share.ts";
-import { qmp, serveStateChanges } from "./state-changes.ts";
+import { qmp, recordExit, recordOomKill, serveStateChanges } from "./state-changes.ts";
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 
 /** After the workload exits: how long the guest gets to power off before QEMU is killed. */
@@ -173,7 +173,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     const checkWinsize = spec.terminal
       ? watchWinsize(stdio, (ws) => a.call("resize", { id: spec.id, ...ws }))
       : async () => {};
-    theHub = new Hub(a);
+    theHub = new Hub(a, spec.id);
     serveStateChanges(theHub, a, store, spec.id);
     theHub.local.connectNetwork = async () => {
       relayed = loopbackNameServers(shared, spec.guestConfig);
@@ -181,8 +181,9 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     };
     theHub.beforeForward = async (op, args) => {
       // containerd resizes the pty master, then sends WINCH: pass the new size on first.
-      const req = args as { signal?: number; execId?: string };
-      if (op === "signal" && req.signal === SIGWINCH && !req.execId) await checkWinsize();
+      const req = args as { id?: string; signal?: number; execId?: string };
+      if (op === "signal" && req.signal === SIGWINCH && !req.execId && req.id === spec.id)
+        await checkWinsize();
     };
     const checkpoints = serveCheckpoint(theHub, a, store, spec.id, shared, {
       stop: () => qmp("stop"),
@@ -198,19 +199,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       if (finishing) return;
       finishing = true;
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
-      try {
-        // While `creating`, the create call is the state's one writer (it fails on seeing
-        // the stand-in gone); the exit status is kept for `state` all the same.
-        store.update(spec.id, (s) =>
-          s.status === "creating"
-            ? { ...s, exitStatus: status }
-            : { ...s, status: "stopped", exitStatus: status },
-        );
-      } catch (err) {
-        // The VM is torn down and the status returned all the same: state then reports the
-        // container stopped, since its stand-in is gone (lifecycle/query.ts liveStatus).
-        log.error(`${spec.id}: cannot record the exit status ${status}: ${errorMessage(err)}`);
-      }
+      recordExit(store, spec.id, status, log);
       // A checkpoint that ended the workload is answered before the agent and the hub go.
       await Promise.race([checkpoints.idle(), Bun.sleep(CHECKPOINT_ANSWER_MS)]);
       // Once the agent has synced (its answer), the guest holds nothing worth a clean
@@ -233,14 +222,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     onWorkloadEvent = (ev) => {
       if (theHub?.routeEvent(ev)) return;
       if (ev.event === "exit" && ev.id === spec.id) void finish(ev.status);
-      if (ev.event === "oom" && ev.id === spec.id) {
-        log.warn(`${spec.id}: out of memory: the OOM killer of the container's cgroup killed a process`);
-        try {
-          store.update(spec.id, (s) => ({ ...s, oomKills: (s.oomKills ?? 0) + 1 }));
-        } catch (err) {
-          log.error(`${spec.id}: cannot record the OOM kill: ${errorMessage(err)}`);
-        }
-      }
+      if (ev.event === "oom" && ev.id === spec.id) recordOomKill(store, spec.id, log);
     };
     // The VM went away without reporting an exit (killed, crashed): the workload was killed.
     void vm.process.exited.then(() => setTimeout(() => void finish(SIGKILL_STATUS), 200));

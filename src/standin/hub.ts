@@ -3,6 +3,8 @@
  * client at a time). Every other runtime call (start, kill, exec, ps, update, events)
  * connects to this hub instead, and the hub forwards: requests as they are, and exec's
  * streams renumbered so that many clients can share the one agent connection.
+ * A pod's sandbox (lifecycle/pod.ts) has one more kind of client: the stand-in of each
+ * other container of the pod, which creates its container in this VM through the hub.
  */
 import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
@@ -19,20 +21,37 @@ export class Hub {
   private nextStream = FIRST_HUB_STREAM;
   /** Running exec processes by execId: the client (an exec stand-in) that started each. */
   private readonly execOwners = new Map<string, { client: Channel; id: string }>();
+  /** The pod's other containers in this VM by id: the client (their stand-in) that created each. */
+  private readonly members = new Map<string, Channel>();
   /** Lets the owner see (and act on) a request first, e.g. a WINCH becomes a resize. */
   beforeForward: (op: Op, args: unknown) => Promise<void> = async () => {};
-  /** Requests the owner answers itself instead of the agent (start, pause, resume). */
+  /** Requests the owner answers itself for its own container (start, pause, resume). */
   readonly local: Partial<Record<Op, (args: unknown) => Promise<unknown>>> = {};
 
-  constructor(private readonly agent: Channel) {}
+  /** `agent`: where requests go on (the agent, or a sandbox's hub); `own`: this stand-in's container. */
+  constructor(
+    private readonly agent: Channel,
+    private readonly own: string,
+  ) {}
 
-  /** Events for exec processes go to the client that started them; true if consumed. */
+  /** Events for exec processes and pod containers go to the client of each; true if consumed. */
   routeEvent(ev: EventEnvelope): boolean {
-    if (ev.event !== "exit" || !ev.execId) return false;
-    const owner = this.execOwners.get(ev.execId);
-    this.execOwners.delete(ev.execId);
-    owner?.client.sendEvent(ev).catch(() => {});
-    return true;
+    if (ev.event === "exit" && ev.execId) {
+      const owner = this.execOwners.get(ev.execId);
+      this.execOwners.delete(ev.execId);
+      owner?.client.sendEvent(ev).catch(() => {});
+      return true;
+    }
+    if (ev.event === "log" || ev.id === this.own) return false;
+    const member = this.members.get(ev.id);
+    if (ev.event === "exit") this.members.delete(ev.id);
+    member?.sendEvent(ev).catch(() => {});
+    return member !== undefined;
+  }
+
+  /** The pod containers this VM holds besides its own (a sandbox's hub). */
+  memberIds(): string[] {
+    return [...this.members.keys()];
   }
 
   listen(path: string): Promise<void> {
@@ -48,6 +67,12 @@ export class Hub {
           this.execOwners.delete(execId);
           void this.agent.call("signal", { id: owner.id, execId, signal: SIGKILL }).catch(() => {});
         }
+        // So does a pod container's stand-in (killed): its container leaves the VM.
+        for (const [id, member] of this.members) {
+          if (member !== client) continue;
+          this.members.delete(id);
+          void this.agent.call("remove", { id }).catch(() => {});
+        }
       };
     });
     return new Promise((resolve, reject) => {
@@ -62,8 +87,23 @@ export class Hub {
 
   private async forward(client: Channel, op: Op, args: unknown): Promise<unknown> {
     await this.beforeForward(op, args);
+    const target = (args as { id?: string } | undefined)?.id;
     const own = this.local[op];
-    if (own) return own(args);
+    if (own && (target === undefined || target === this.own)) return own(args);
+    if (op === "create") {
+      // A pod's container (standin/member.ts), in this VM, its stdio renumbered as exec's.
+      const req = args as RequestOf<"create">;
+      if (req.id === this.own || this.members.has(req.id))
+        throw new Error(`container "${req.id}" already exists in this VM`);
+      const stdio = this.mapStreams(client, req.stdio);
+      this.members.set(req.id, client);
+      try {
+        return await this.agent.call("create", { ...req, stdio });
+      } catch (err) {
+        this.members.delete(req.id);
+        throw err;
+      }
+    }
     if (op === "exec") {
       const req = args as RequestOf<"exec">;
       const stdio = this.mapStreams(client, req.stdio);

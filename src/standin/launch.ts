@@ -65,6 +65,28 @@ export const ContainerLaunch = z.object({
 });
 export type ContainerLaunch = z.infer<typeof ContainerLaunch>;
 
+const Share = ContainerLaunch.shape.shares.element;
+
+/**
+ * A pod's container (lifecycle/create-member.ts): no VM of its own; its stand-in binds its
+ * shares into the sandbox's, creates it through the sandbox's hub, then serves its own hub.
+ */
+export const MemberLaunch = z.object({
+  kind: z.literal("member"),
+  id: z.string(),
+  root: z.string(),
+  stateDir: z.string(),
+  sandbox: z.object({ id: z.string(), stateDir: z.string() }),
+  guestConfig: z.record(z.string(), z.unknown()),
+  shares: z.array(Share),
+  /** The sandbox container's namespaces it joins in the guest. */
+  join: z.array(z.enum(["pid", "ipc", "uts"])),
+  terminal: Terminal.optional(),
+  detached: z.boolean(),
+  log: LogSpec,
+});
+export type MemberLaunch = z.infer<typeof MemberLaunch>;
+
 export const ExecLaunch = z.object({
   kind: z.literal("exec"),
   id: z.string(),
@@ -83,7 +105,7 @@ export type ExecLaunch = z.infer<typeof ExecLaunch>;
  * it if the stand-in is its child when it exits: a stand-in that finishes before its
  * starter has exited waits to be re-parented first (runc leaves that zombie to the subreaper).
  */
-export const Launch = z.discriminatedUnion("kind", [ContainerLaunch, ExecLaunch]);
+export const Launch = z.discriminatedUnion("kind", [ContainerLaunch, MemberLaunch, ExecLaunch]);
 
 export const ReadyMessage = z.union([
   z.object({

@@ -6,6 +6,7 @@ import { libc } from "../sys/libc.ts";
 import { runContainerStandin } from "./container.ts";
 import { runExecStandin } from "./exec.ts";
 import { Launch, reportedReady, reportReady } from "./launch.ts";
+import { runMemberStandin } from "./member.ts";
 import { restoreBlockingAtExit } from "./stdio.ts";
 
 /** How long a detached stand-in waits for its starter to exit (see launch.ts `detached`). */
@@ -28,7 +29,11 @@ export async function runStandin(argv: string[]): Promise<number> {
   process.title = `cc-oci-runtime standin ${spec.id}`;
   reportFaultsToLog(new Logger(spec.log), spec.id);
   restoreBlockingAtExit();
-  const status = await (spec.kind === "container" ? runContainerStandin(spec) : runExecStandin(spec));
+  const status = await (spec.kind === "container"
+    ? runContainerStandin(spec)
+    : spec.kind === "member"
+      ? runMemberStandin(spec)
+      : runExecStandin(spec));
   // A stand-in that failed to start has no status for anyone: its starter, which is waiting
   // for it to exit, returns the error at once.
   if (spec.detached && reportedReady()) {

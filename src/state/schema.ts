@@ -54,6 +54,11 @@ export const StoredState = z.object({
   /** The stand-in, the one writer of this file from created on. */
   standin: HostProcess.optional(),
   vm: VmInfo.optional(),
+  /**
+   * A pod's container other than its sandbox (lifecycle/pod.ts): it runs in the sandbox's
+   * VM, which its state does not own (no `vm`: deleting it leaves the VM).
+   */
+  pod: z.object({ sandbox: z.string() }).optional(),
   hostCgroup: HostCgroup.optional(),
   exitStatus: z.number().int().optional(),
   /** Processes of the container its memory cgroup's OOM killer killed (the stand-in counts). */

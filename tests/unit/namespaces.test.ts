@@ -7,7 +7,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { OciConfig } from "../../src/config/oci-schema.ts";
-import { checkNamespaces } from "../../src/lifecycle/namespaces.ts";
+import { checkNamespaces, podNamespaces } from "../../src/lifecycle/namespaces.ts";
+import { podRole } from "../../src/lifecycle/pod.ts";
 import { namespaceTypeOf } from "../../src/sys/namespaces.ts";
 import { tempDir } from "../lib/cli.ts";
 
@@ -68,5 +69,57 @@ describe("runtime-spec namespaces", () => {
     ).toThrow(
       'c.json: field "linux.namespaces[0]": joining the existing ipc namespace /proc/self/ns/ipc is not possible: the container runs in its own VM',
     );
+  });
+});
+
+describe("pods (CRI annotations)", () => {
+  test("the role: containerd's and CRI-O's annotations; none is a container alone", () => {
+    expect(podRole("a", {}, "c.json")).toEqual({ kind: "alone" });
+    expect(podRole("s", { "io.kubernetes.cri.container-type": "sandbox" }, "c.json")).toEqual({
+      kind: "sandbox",
+    });
+    expect(
+      podRole(
+        "a",
+        { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "s" },
+        "c.json",
+      ),
+    ).toEqual({ kind: "member", sandbox: "s" });
+    expect(
+      podRole(
+        "a",
+        { "io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri-o.SandboxID": "s" },
+        "c.json",
+      ),
+    ).toEqual({ kind: "member", sandbox: "s" });
+    expect(() => podRole("a", { "io.kubernetes.cri.container-type": "container" }, "c.json")).toThrow(
+      'c.json: annotation "io.kubernetes.cri.container-type" is "container": annotation "io.kubernetes.cri.sandbox-id" is required',
+    );
+    expect(() => podRole("a", { "io.kubernetes.cri.container-type": "pause" }, "c.json")).toThrow(
+      'expected "sandbox" or "container", got "pause"',
+    );
+  });
+
+  test("a pod's container joins the sandbox's namespaces named by its pid; another is refused", () => {
+    const sandbox = process.pid;
+    const join = podNamespaces(
+      withNamespaces([
+        { type: "network", path: `/proc/${sandbox}/ns/net` },
+        { type: "ipc", path: `/proc/${sandbox}/ns/ipc` },
+        { type: "uts", path: `/proc/${sandbox}/ns/uts` },
+        { type: "mount" },
+        { type: "pid" },
+      ]),
+      "c.json",
+      sandbox,
+    );
+    expect(join).toEqual(["ipc", "uts"]);
+    // A network namespace that is not the sandbox's: the pod has one VM, one network.
+    expect(() =>
+      podNamespaces(withNamespaces([{ type: "network", path: `/run/netns/${NETNS}` }]), "c.json", sandbox),
+    ).toThrow(/field "linux.namespaces\[0\]": .* is not the network namespace of the pod's sandbox/);
+    expect(() =>
+      podNamespaces(withNamespaces([{ type: "mount", path: `/proc/${sandbox}/ns/mnt` }]), "c.json", sandbox),
+    ).toThrow(/joining the existing mount namespace .* is not possible/);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { GUEST_RESERVE_MIB } from "../../src/lifecycle/guest-config.ts";
 import { sliceDir } from "../../src/lifecycle/host-cgroup.ts";
+import { podSizing } from "../../src/lifecycle/pod.ts";
 import { MEMORY_STEP_MIB, sizeVm } from "../../src/lifecycle/vm-size.ts";
 
 const MIB = 1024 * 1024;
@@ -54,5 +55,26 @@ describe("systemd's cgroup paths (--systemd-cgroup)", () => {
       "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice",
     );
     expect(sliceDir("-.slice")).toBe("/");
+  });
+});
+
+describe("a pod's VM", () => {
+  test("sized for the pod's totals (containerd's sandbox annotations), else the sandbox's own limits", () => {
+    const host = { cpus: 8, memoryMiB: 16384 };
+    const defaults = { vcpus: 1, memoryMiB: 256 };
+    const pod = podSizing(
+      {
+        "io.kubernetes.cri.sandbox-memory": String(512 * 1024 * 1024),
+        "io.kubernetes.cri.sandbox-cpu-quota": "250000",
+        "io.kubernetes.cri.sandbox-cpu-period": "100000",
+      },
+      undefined,
+    );
+    expect(sizeVm(pod, defaults, host)).toEqual({ vcpus: 3, memoryMiB: 704 });
+    // "0": the pod's containers set no limits (containerd sends the annotations all the same).
+    const none = { "io.kubernetes.cri.sandbox-memory": "0", "io.kubernetes.cri.sandbox-cpu-quota": "0" };
+    expect(sizeVm(podSizing(none, undefined), defaults, host)).toEqual(defaults);
+    const own = { memory: { limit: 100 * 1024 * 1024 } };
+    expect(podSizing(none, own)).toBe(own);
   });
 });

@@ -108,7 +108,15 @@ export async function checkpointSteps(
   };
   await waitFor("3 lines", async () => ((await last()) >= 3 ? true : undefined), BOOT_MS, 500);
   await s.need("checkpoint", run(ck.checkpoint(name), 300_000));
-  s.steps.stateAfterCheckpoint = await run(["inspect", "--format", "{{.State.Status}}", name]);
+  // The manager records the exit from its daemon's event, after its checkpoint command
+  // returned (with runc too): a short wait for it.
+  const status = () => run(["inspect", "--format", "{{.State.Status}}", name]);
+  let state = await status();
+  for (let i = 0; i < 50 && state.code === 0 && state.stdout.trim() !== "exited"; i++) {
+    await Bun.sleep(200);
+    state = await status();
+  }
+  s.steps.stateAfterCheckpoint = state;
   const dumped = await ck.dumped();
   // dockerd's own occasional failure before it calls any runtime (moby#42900: its upload of
   // the checkpoint to containerd's content store finds the blob it is writing "already
