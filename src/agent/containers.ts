@@ -1,6 +1,6 @@
 /**
- * The containers of this guest (one per VM today, the code does not assume it) and their
- * processes. Each handler is: check the request's target exists -> do it through crun ->
+ * The containers of this guest (one, or a pod's: its sandbox and the others, lifecycle/pod.ts)
+ * and their processes. Each handler is: check the request's target exists -> do it through crun ->
  * answer. Process output goes to the host on the stream ids the host chose.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -15,6 +15,7 @@ import { isAlive } from "../sys/proc.ts";
 import type { RuntimeContext } from "./context.ts";
 import { checkPidFileDir, create } from "./create.ts";
 import { deleteContainer } from "./delete.ts";
+import { podRole } from "./pod.ts";
 import { liveStatus } from "./query.ts";
 import { callStandin } from "./standin-client.ts";
 import { callerTerminal } from "./terminal.ts";
@@ -100,6 +101,9 @@ export async function checkpointContainer(
   refuseUnsupported(ctx, flags);
   const s = ctx.store.read(id);
   assertCan("checkpoint", id, liveStatus(s));
+  // One VM holds the pod: a dump of one container's tree would not bring the pod back.
+  if (s.pod || podRole(id, s.annotations, `${id}'s state`).kind === "sandbox")
+    throw new RuntimeError(`checkpoint of a pod's container is not supported (container "${id}" is one)`);
   const imagesDir = criuDir(flags.imagePath, "--image-path");
   const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
   await callStandin(ctx.store.dir(id), id, "checkpoint", {

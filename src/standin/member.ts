@@ -66,7 +66,7 @@ export async function runMemberStandin(spec: MemberLaunch): Promise<number> {
   try {
     process.chdir(spec.stateDir);
     // Relative: the two state directories are siblings, and an absolute path may not fit sun_path.
-    const sandboxHub = relative(spec.stateDir, socketPath(spec.sandbox.stateDir, VM_FILES.hub));
+    const sandboxHub = relative(spec.stateDir, join(spec.sandbox.stateDir, VM_FILES.hub));
     const upstream = new Channel(socketTransport(await connectUnix(sandboxHub)));
     sandbox = upstream;
     try {

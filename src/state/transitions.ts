@@ -62,6 +62,11 @@ export function can(op: Operation, status: Status): boolean {
 export function assertCan(op: Operation, id: string, status: Status): void {
   if (!can(op, status)) {
     const wanted = ALLOWED[op].join(" or ");
-    throw new RuntimeError(`cannot ${op} container "${id}": it is ${status}, ${op} needs it ${wanted}`);
+    // runc's words for a kill of an exited container: containerd's shim takes "container not
+    // running" as "already finished" (not an error), which CRI's task delete relies on.
+    const runc = op === "kill" && status === "stopped" ? " (container not running)" : "";
+    throw new RuntimeError(
+      `cannot ${op} container "${id}": it is ${status}, ${op} needs it ${wanted}${runc}`,
+    );
   }
 }

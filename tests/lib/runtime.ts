@@ -121,7 +121,8 @@ export class Runtime {
  * qemu-system processes started by the tests: the runtime runs QEMU with the container's
  * state directory as cwd, and test roots are temporary directories named cc-oci-root-*.
  * (Other VMs on the machine, a developer's or a benchmark's, are not counted.) `under`: only
- * those of one test root (other test processes may be running VMs meanwhile).
+ * those below it (one test root, or an e2e manager's runtime root; other test processes may
+ * be running VMs meanwhile).
  */
 export function qemuProcesses(under?: string): number[] {
   const out: number[] = [];
@@ -131,7 +132,7 @@ export function qemuProcesses(under?: string): number[] {
       const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8");
       if (!cmd.split("\0")[0]?.includes("qemu-system")) continue;
       const cwd = readlinkSync(`/proc/${name}/cwd`);
-      if (cwd.includes("/cc-oci-root-") && (!under || cwd.startsWith(`${under}/`))) out.push(Number(name));
+      if (under ? cwd.startsWith(`${under}/`) : cwd.includes("/cc-oci-root-")) out.push(Number(name));
     } catch {
       // gone
     }

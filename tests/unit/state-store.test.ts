@@ -105,5 +105,7 @@ describe("transition table", () => {
     );
     expect(() => assertCan("delete", "c", "running")).toThrow(/it is running, delete needs it stopped/);
     expect(() => assertCan("kill", "c", "stopped")).toThrow(/kill needs it created or running or paused/);
+    // containerd's shim reads runc's "container not running" as "already finished".
+    expect(() => assertCan("kill", "c", "stopped")).toThrow(/\(container not running\)$/);
   });
 });

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mountsBelow } from "../../src/sys/mounts.ts";
 import { makeBundle } from "../lib/bundle.ts";
+import { tempDir } from "../lib/cli.ts";
 import { qemuProcesses, Runtime } from "../lib/runtime.ts";
 
 const rt = new Runtime();
@@ -127,6 +128,17 @@ describe("a pod in one VM", () => {
     expect((await rt.run(["resume", "web"])).code).toBe(0);
     expect((await rt.run(["exec", "web", "true"])).code).toBe(0);
   }, 120_000);
+
+  test("a checkpoint of a pod's container is refused, naming it", async () => {
+    for (const id of ["web", POD]) {
+      const r = await rt.run(["checkpoint", "--image-path", join(tempDir(), "ck"), id]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(
+        `checkpoint of a pod's container is not supported (container "${id}" is one)`,
+      );
+    }
+    expect(await statusOf("web")).toBe("running");
+  }, 60_000);
 
   test("the sandbox goes last; killing a container leaves the VM", async () => {
     const refused = await rt.run(["delete", POD]);

@@ -11,6 +11,13 @@ import { must } from "./proc.ts";
 /** The name every manager knows the image by (containerd needs a full reference). */
 export const IMAGE = "localhost/cc-e2e-busybox:latest";
 
+/** Another name, or other defaults for the process (`Entrypoint`, `Cmd`), of the same rootfs. */
+export interface ImageOptions {
+  name?: string;
+  entrypoint?: string[];
+  cmd?: string[];
+}
+
 export interface BuiltImage {
   /** A plain rootfs tarball. */
   rootfsTar: string;
@@ -24,7 +31,8 @@ function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-export async function buildImage(dir: string): Promise<BuiltImage> {
+export async function buildImage(dir: string, opts: ImageOptions = {}): Promise<BuiltImage> {
+  const name = opts.name ?? IMAGE;
   const rootfs = join(dir, "rootfs");
   for (const d of ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "data"]) {
     mkdirSync(join(rootfs, d), { recursive: true });
@@ -61,7 +69,11 @@ export async function buildImage(dir: string): Promise<BuiltImage> {
       architecture: "amd64",
       os: "linux",
       created: "1970-01-01T00:00:00Z",
-      config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
+      config: {
+        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        ...(opts.entrypoint ? { Entrypoint: opts.entrypoint } : {}),
+        Cmd: opts.cmd ?? (opts.entrypoint ? [] : ["sh"]),
+      },
       rootfs: { type: "layers", diff_ids: [layer.digest] },
       history: [{ created: "1970-01-01T00:00:00Z", created_by: "cc-oci-runtime e2e: busybox-static" }],
     }),
@@ -90,7 +102,7 @@ export async function buildImage(dir: string): Promise<BuiltImage> {
           mediaType: "application/vnd.oci.image.manifest.v1+json",
           digest: manifest.digest,
           size: manifest.size,
-          annotations: { "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": IMAGE },
+          annotations: { "io.containerd.image.name": name, "org.opencontainers.image.ref.name": name },
         },
       ],
     }),
@@ -100,7 +112,7 @@ export async function buildImage(dir: string): Promise<BuiltImage> {
     JSON.stringify([
       {
         Config: `blobs/sha256/${config.hex}`,
-        RepoTags: [IMAGE],
+        RepoTags: [name],
         Layers: [`blobs/sha256/${layer.hex}`],
       },
     ]),

@@ -1,7 +1,8 @@
 /**
  * The three managers, started by hand (no systemd here) with all their state in a
  * Workspace, each wired to the runtime under test by absolute path:
- * - containerd 1.6: own root/state/gRPC socket, CRI disabled; `ctr --runc-binary BIN`.
+ * - containerd 1.6: own root/state/gRPC socket, CRI disabled; `ctr --runc-binary BIN`. With
+ *   `{ cri }` its CRI plugin on instead (lib/cri.ts writes that configuration).
  * - dockerd 20.10 on that containerd, `--add-runtime cor=BIN`, no bridge, no iptables.
  * - podman 4.3: no daemon; `--runtime BIN`, a private containers.conf (ulimits this machine
  *   can grant), its own storage, tmp and network directories.
@@ -39,6 +40,14 @@ function tail(file: string, lines = 25): string {
   }
 }
 
+export interface ContainerdOptions {
+  /**
+   * TOML of the CRI plugin (`[plugins."io.containerd.grpc.v1.cri"]` and its sub-tables), one
+   * line an item: the plugin is enabled with it, disabled without (lib/cri.ts).
+   */
+  cri?: string[];
+}
+
 export class Containerd {
   readonly sock: string;
   readonly log: string;
@@ -57,7 +66,7 @@ export class Containerd {
   }
 
   /** containerd in the workspace; in `netns` when given (its shims and their children too). */
-  static async start(ws: Workspace, netns?: Netns): Promise<Containerd> {
+  static async start(ws: Workspace, netns?: Netns, opts: ContainerdOptions = {}): Promise<Containerd> {
     const c = new Containerd(ws);
     const config = ws.path("containerd.toml");
     writeFileSync(
@@ -66,13 +75,17 @@ export class Containerd {
         "version = 2",
         `root = "${ws.path("containerd/root")}"`,
         `state = "${ws.path("containerd/state")}"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        ...(opts.cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
         "[grpc]",
         `  address = "${c.sock}"`,
         "[ttrpc]",
         `  address = "${c.sock}.ttrpc"`,
         "[debug]",
         `  address = "${ws.path("containerd-debug.sock")}"`,
+        // Its "opt" plugin would make /opt/containerd otherwise.
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${ws.path("containerd/opt")}"`,
+        ...(opts.cri ?? []),
         "",
       ].join("\n"),
     );

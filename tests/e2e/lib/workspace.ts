@@ -245,7 +245,8 @@ export async function stopPid(pid: number, graceMs: number): Promise<void> {
   for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
 }
 
-function mountsUnder(dir: string): string[] {
+/** Mount points at or under `dir`, in this process's mount namespace (the machine's). */
+export function mountsUnder(dir: string): string[] {
   const unoctal = (s: string) =>
     s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
   return readFileSync("/proc/self/mountinfo", "utf8")

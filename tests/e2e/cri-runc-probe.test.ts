@@ -1,0 +1,229 @@
+/**
+ * The CRI harness (lib/cri.ts) checked with Debian's runc, no VM: containerd 1.6 with its CRI
+ * plugin in the file's network namespace, one pod (runtime handler `runc`) with two
+ * containers, busybox `httpd` serving a page and a client fetching it by localhost (the pod's
+ * shared network namespace); the client's CRI log file, ExecSync in the server, the page from
+ * the namespace's host side by the pod's address; then every container and the pod stopped
+ * and removed through CRI, and nothing left: no pod network namespace, no mount under the
+ * workspace, no libcni cache entry, no address reservation, no runtime state, no shim. With
+ * CC_E2E_CRI_DUMP=DIR it writes there containerd.toml, the conflist, the OCI config.json
+ * containerd gave runc for the sandbox and for each container, their CRI statuses and the
+ * client's log. Requires root; installs containerd, runc, the CNI plugins and node when
+ * missing; boots no VM.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type ContainerStatus,
+  CRI_NETWORK,
+  CriContainerd,
+  containerConfig,
+  type PodSandboxConfig,
+  podConfig,
+  readCriLog,
+} from "./lib/cri.ts";
+import { diffLines, hostNetwork, Netns } from "./lib/netns.ts";
+import { CRI_PACKAGES, ensurePackages } from "./lib/packages.ts";
+import { sleep, waitFor } from "./lib/proc.ts";
+import { Workspace } from "./lib/workspace.ts";
+
+const PAGE = "hello-from-cri";
+const MS = 300_000;
+
+let ws: Workspace | undefined;
+let netns: Netns | undefined;
+let c: CriContainerd | undefined;
+let before = "";
+
+function need<T>(v: T | undefined): T {
+  if (v === undefined) throw new Error("the set-up failed");
+  return v;
+}
+
+/** What CRI makes outside the workspace (lib/cri.ts): libcni's cache, the cgroup parent. */
+const OUTSIDE = [
+  "/var/lib/cni/results",
+  ...["memory", "pids", "unified"].map((h) => `/sys/fs/cgroup/${h}/k8s.io`),
+];
+let existedBefore: string[] = [];
+
+beforeAll(async () => {
+  if (process.getuid?.() !== 0) throw new Error("needs root");
+  existedBefore = OUTSIDE.filter((d) => existsSync(d));
+  await ensurePackages(CRI_PACKAGES);
+  ws = new Workspace("cri-runc-probe");
+  before = await hostNetwork();
+  netns = await Netns.create(ws);
+  c = await CriContainerd.start(ws, netns);
+}, MS);
+
+afterAll(async () => {
+  await ws?.teardown();
+  // Gone again unless it was there before.
+  for (const d of OUTSIDE.filter((d) => !existedBefore.includes(d))) {
+    if (existsSync(d)) throw new Error(`${d} is still there after the teardown`);
+  }
+  if (before) {
+    const diff = diffLines(before, await hostNetwork());
+    if (diff) throw new Error(`the machine's network namespace changed:\n${diff}`);
+  }
+  if (netns && existsSync(netns.path)) throw new Error(`${netns.path} is still there`);
+}, MS);
+
+describe("containerd 1.6 CRI with runc", () => {
+  test(
+    "Version, Status and the imported images",
+    async () => {
+      const cri = need(c).cri;
+      const v = await cri.version();
+      expect(v.runtimeName).toBe("containerd");
+      expect(v.runtimeApiVersion).toBe("v1");
+      const st = await cri.status();
+      const cond = Object.fromEntries((st.status?.conditions ?? []).map((x) => [x.type, x.status]));
+      expect(cond).toEqual({ RuntimeReady: true, NetworkReady: true });
+      expect((await cri.imageStatus(need(c).image))?.repoTags).toContain(need(c).image);
+      expect((await cri.imageStatus(need(c).pauseImage))?.repoTags).toContain(need(c).pauseImage);
+      expect(await cri.imageStatus("localhost/not-there:latest")).toBeNull();
+      const tags = (await cri.listImages()).flatMap((i) => i.repoTags);
+      expect(tags).toEqual(expect.arrayContaining([need(c).image, need(c).pauseImage]));
+    },
+    MS,
+  );
+
+  test(
+    "a pod: server and client, logs, ExecSync, then nothing left",
+    async () => {
+      const h = need(c);
+      const cri = h.cri;
+      const logDir = h.podLogDir("web");
+      const pod: PodSandboxConfig = podConfig("web", logDir, { labels: { app: "probe" } });
+      const podId = await cri.runPodSandbox(pod, "runc");
+
+      const ps = await cri.podSandboxStatus(podId, true);
+      expect(ps.status?.state).toBe("SANDBOX_READY");
+      expect(ps.status?.runtimeHandler).toBe("runc");
+      const ip = ps.status?.network?.ip ?? "";
+      expect(ip).toStartWith(h.subnet.replace(/0\/24$/, ""));
+      const info = JSON.parse(ps.info.info ?? "{}");
+      // The pod's network namespace: a bind mount in containerd's state directory.
+      expect(info.runtimeSpec?.linux?.namespaces).toContainEqual({
+        type: "network",
+        path: expect.any(String),
+      });
+      const podNetns: string = info.runtimeSpec.linux.namespaces.find(
+        (n: { type: string }) => n.type === "network",
+      ).path;
+      expect(podNetns.startsWith(`${h.netnsDir}/cni-`)).toBe(true);
+      expect(existsSync(podNetns)).toBe(true);
+
+      // libcni's cache (no setting moves it in containerd 1.6): one file per network of the pod.
+      expect(readdirSync("/var/lib/cni/results")).toEqual(
+        expect.arrayContaining([`${CRI_NETWORK}-${podId}-eth0`, `cni-loopback-${podId}-lo`]),
+      );
+
+      const server = await cri.createContainer(
+        podId,
+        containerConfig("server", h.image, [
+          "sh",
+          "-c",
+          `mkdir -p /www && echo ${PAGE} > /www/index.html && exec httpd -f -p 8080 -h /www`,
+        ]),
+        pod,
+      );
+      await cri.startContainer(server);
+      const client = await cri.createContainer(
+        podId,
+        containerConfig("client", h.image, [
+          "sh",
+          "-c",
+          "for i in $(seq 1 100); do wget -qO- http://localhost:8080/index.html && exit 0; sleep 0.1; done; exit 1",
+        ]),
+        pod,
+      );
+      await cri.startContainer(client);
+      const done: ContainerStatus = await waitFor("the client to exit", async () => {
+        const s = (await cri.containerStatus(client)).status;
+        return s?.state === "CONTAINER_EXITED" ? s : undefined;
+      });
+      expect(done.exitCode).toBe(0);
+      expect(done.reason).toBe("Completed");
+      expect(done.logPath).toBe(join(logDir, "client/0.log"));
+      const log = readCriLog(done.logPath);
+      expect(log.stdout).toBe(`${PAGE}\n`);
+      expect(log.stderr).toBe("");
+      expect(log.lines[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
+
+      const ex = await cri.execSync(server, ["cat", "/www/index.html"], 30);
+      expect(ex).toMatchObject({ exitCode: 0, stdout: `${PAGE}\n`, stderr: "" });
+      const fail = await cri.execSync(server, ["sh", "-c", "echo oops >&2; exit 3"], 30);
+      expect(fail).toMatchObject({ exitCode: 3, stdout: "", stderr: "oops\n" });
+      // Containers of the pod share its network namespace (PID namespaces are their own).
+      const hn = await cri.execSync(server, ["hostname"], 30);
+      expect(hn.stdout).toBe("web\n");
+      const pid1 = await cri.execSync(server, ["cat", "/proc/1/cmdline"], 30);
+      expect(pid1.stdout.replaceAll("\0", " ")).toContain("httpd");
+
+      // From the namespace's host side, by the pod's address.
+      const page = await need(netns).run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
+        timeout: 30_000,
+      });
+      expect(page.stdout).toBe(`${PAGE}\n`);
+
+      const list = await cri.listContainers({ podSandboxId: podId });
+      expect(Object.fromEntries(list.map((x) => [x.metadata?.name, x.state]))).toEqual({
+        server: "CONTAINER_RUNNING",
+        client: "CONTAINER_EXITED",
+      });
+      expect((await cri.listPodSandbox({ labelSelector: { app: "probe" } })).map((p) => p.id)).toEqual([
+        podId,
+      ]);
+      // Each container's runtime state is in the workspace (the handler's Root).
+      expect(readdirSync(h.runtimeRoot("runc"))).toEqual(expect.arrayContaining([podId, server]));
+
+      const dump = process.env.CC_E2E_CRI_DUMP;
+      if (dump) {
+        mkdirSync(dump, { recursive: true });
+        const bundles = ws?.path("containerd/state/io.containerd.runtime.v2.task/k8s.io") ?? "";
+        // The bundles of running tasks; the client's is gone with it (its spec is in CRI's status).
+        copyFileSync(need(ws).path("containerd.toml"), join(dump, "containerd.toml"));
+        copyFileSync(join(h.confDir, "10-cc-e2e-cri.conflist"), join(dump, "10-cc-e2e-cri.conflist"));
+        copyFileSync(join(bundles, podId, "config.json"), join(dump, "sandbox.config.json"));
+        copyFileSync(join(bundles, server, "config.json"), join(dump, "server.config.json"));
+        const cv = await cri.containerStatus(client, true);
+        const spec = JSON.parse(cv.info.info ?? "{}").runtimeSpec;
+        Bun.write(join(dump, "client.config.json"), JSON.stringify(spec, null, 2));
+        Bun.write(join(dump, "client.status.json"), JSON.stringify(cv, null, 2));
+        const sv = await cri.containerStatus(server, true);
+        Bun.write(join(dump, "server.status.json"), JSON.stringify(sv, null, 2));
+        Bun.write(join(dump, "pod.status.json"), JSON.stringify(ps, null, 2));
+        Bun.write(join(dump, "client.log"), readFileSync(done.logPath));
+      }
+
+      // httpd, PID 1 of its PID namespace, ignores SIGTERM: SIGKILL after the grace period.
+      await cri.stopContainer(server, 2);
+      const stopped = (await cri.containerStatus(server)).status;
+      expect(stopped?.state).toBe("CONTAINER_EXITED");
+      await cri.removeContainer(server);
+      await cri.removeContainer(client);
+      expect(await cri.listContainers({ podSandboxId: podId })).toEqual([]);
+      await cri.stopPodSandbox(podId);
+      expect((await cri.podSandboxStatus(podId)).status?.state).toBe("SANDBOX_NOTREADY");
+      await cri.removePodSandbox(podId);
+      await expect(cri.podSandboxStatus(podId, false, { timeoutMs: 10_000 })).rejects.toThrow(/NOT_FOUND/);
+      // The shims exit a moment after the last delete.
+      let left: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        left = await h.leftovers();
+        if (left.length === 0) break;
+        await sleep(200);
+      }
+      expect(left).toEqual([]);
+      expect(existsSync(podNetns)).toBe(false);
+      expect(readdirSync("/run/netns").filter((f) => f.startsWith("cni-"))).toEqual([]);
+      // The log files stay (kubelet removes them with the pod's directory).
+      expect(readCriLog(join(logDir, "client/0.log")).stdout).toBe(`${PAGE}\n`);
+    },
+    MS,
+  );
+});

@@ -1,0 +1,164 @@
+/**
+ * Kubernetes' way in (issue 17): containerd 1.6 with its CRI plugin (lib/cri.ts: a private
+ * containerd in the file's network namespace, CNI bridge networking from Debian's
+ * containernetworking-plugins, a CRI client in place of crictl) and the runtime handler `cc`
+ * (the runc shim with this runtime as its BinaryName). One pod: its sandbox boots one VM;
+ * a busybox httpd and a client, each with its own rootfs, run in that VM and talk over
+ * localhost; the client's output is in its CRI log file; ExecSync in the server; the page
+ * from the namespace's host side by the pod's address; then the containers and the pod
+ * stopped and removed through CRI, and nothing left: no QEMU, stand-in, state directory,
+ * mount, pod network namespace, CNI cache entry or shim. Requires root; installs containerd,
+ * runc, the CNI plugins and node when missing; boots 1 VM.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { HOST_BOOT_ID, qemuProcesses, standinProcesses } from "../lib/runtime.ts";
+import { type ContainerStatus, CriContainerd, containerConfig, podConfig, readCriLog } from "./lib/cri.ts";
+import { diffLines, hostNetwork, Netns } from "./lib/netns.ts";
+import { CRI_PACKAGES, ensurePackages } from "./lib/packages.ts";
+import { sleep, waitFor } from "./lib/proc.ts";
+import { BOOT_MS } from "./lib/suite.ts";
+import { checkPrerequisites, installRuntimeConfig, Workspace } from "./lib/workspace.ts";
+
+const PAGE = "hello-from-a-pod-in-a-vm";
+const MS = 600_000;
+
+let ws: Workspace | undefined;
+let netns: Netns | undefined;
+let c: CriContainerd | undefined;
+let before = "";
+
+function need<T>(v: T | undefined): T {
+  if (v === undefined) throw new Error("the set-up failed");
+  return v;
+}
+
+beforeAll(async () => {
+  checkPrerequisites();
+  await ensurePackages(CRI_PACKAGES);
+  ws = new Workspace("cri");
+  // The shim's bundles carry no VM configuration: the installed one (as `make install` puts it).
+  ws.onTeardown("runtime config", installRuntimeConfig());
+  before = await hostNetwork();
+  netns = await Netns.create(ws);
+  c = await CriContainerd.start(ws, netns);
+}, MS);
+
+afterAll(async () => {
+  const log = c && join(c.runtimeRoot("cc"), "cc-oci-runtime.log");
+  if (log && existsSync(log)) Bun.spawnSync(["cp", log, "/tmp/cri-runtime.log"]);
+  await ws?.teardown();
+  if (before) {
+    const diff = diffLines(before, await hostNetwork());
+    if (diff) throw new Error(`the machine's network namespace changed:\n${diff}`);
+  }
+}, MS);
+
+describe("Kubernetes' CRI (containerd 1.6) with the runtime handler cc", () => {
+  test(
+    "a pod in one VM: server and client over localhost, logs, ExecSync, stop and remove, nothing left",
+    async () => {
+      const h = need(c);
+      const cri = h.cri;
+      const root = h.runtimeRoot("cc");
+      const logDir = h.podLogDir("web");
+      const pod = podConfig("web", logDir);
+      const podId = await cri.runPodSandbox(pod, "cc", { timeoutMs: BOOT_MS });
+      const ps = await cri.podSandboxStatus(podId);
+      expect(ps.status?.state).toBe("SANDBOX_READY");
+      expect(ps.status?.runtimeHandler).toBe("cc");
+      const ip = ps.status?.network?.ip ?? "";
+      expect(ip).toStartWith(h.subnet.replace(/0\/24$/, ""));
+
+      const server = await cri.createContainer(
+        podId,
+        containerConfig("server", h.image, [
+          "sh",
+          "-c",
+          `mkdir -p /www && echo ${PAGE} > /www/index.html && exec httpd -f -p 8080 -h /www`,
+        ]),
+        pod,
+        { timeoutMs: BOOT_MS },
+      );
+      await cri.startContainer(server);
+      const client = await cri.createContainer(
+        podId,
+        containerConfig("client", h.image, [
+          "sh",
+          "-c",
+          "for i in $(seq 1 100); do wget -qO- http://localhost:8080/index.html && exit 0; sleep 0.2; done; exit 1",
+        ]),
+        pod,
+        { timeoutMs: BOOT_MS },
+      );
+      await cri.startContainer(client);
+      // The pod's three containers, one VM: the sandbox's.
+      expect(qemuProcesses(root)).toHaveLength(1);
+
+      const done: ContainerStatus = await waitFor(
+        "the client to exit",
+        async () => {
+          const s = (await cri.containerStatus(client)).status;
+          return s?.state === "CONTAINER_EXITED" ? s : undefined;
+        },
+        BOOT_MS,
+      );
+      expect(done.exitCode).toBe(0);
+      expect(done.logPath).toBe(join(logDir, "client/0.log"));
+      const log = readCriLog(done.logPath);
+      expect(log).toMatchObject({ stdout: `${PAGE}\n`, stderr: "" });
+
+      // In a VM (its own kernel, whatever its version), with the sandbox's hostname (UTS).
+      const inServer = await cri.execSync(
+        server,
+        ["sh", "-c", "cat /www/index.html; hostname; cat /proc/sys/kernel/random/boot_id"],
+        60,
+      );
+      expect(inServer.exitCode).toBe(0);
+      const [page, hostname, bootId] = inServer.stdout.trim().split("\n");
+      expect(page).toBe(PAGE);
+      expect(hostname).toBe("web");
+      expect(bootId).not.toBe(HOST_BOOT_ID);
+      const fail = await cri.execSync(server, ["sh", "-c", "echo oops >&2; exit 3"], 60);
+      expect(fail).toMatchObject({ exitCode: 3, stdout: "", stderr: "oops\n" });
+
+      // From the namespace's host side, by the pod's address (the VM took the pod's veth over).
+      const fetched = await need(netns).run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
+        timeout: 60_000,
+      });
+      expect(fetched.stdout).toBe(`${PAGE}\n`);
+
+      const list = await cri.listContainers({ podSandboxId: podId });
+      expect(Object.fromEntries(list.map((x) => [x.metadata?.name, x.state]))).toEqual({
+        server: "CONTAINER_RUNNING",
+        client: "CONTAINER_EXITED",
+      });
+
+      // httpd, PID 1 of its PID namespace, ignores SIGTERM: SIGKILL after the grace period.
+      await cri.stopContainer(server, 2);
+      expect((await cri.containerStatus(server)).status?.state).toBe("CONTAINER_EXITED");
+      // The pod's VM runs on without its containers, until the pod stops.
+      expect(qemuProcesses(root)).toHaveLength(1);
+      await cri.removeContainer(server);
+      await cri.removeContainer(client);
+      await cri.stopPodSandbox(podId);
+      await cri.removePodSandbox(podId);
+
+      // The shims exit a moment after the last delete.
+      let left: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        left = await h.leftovers();
+        if (left.length === 0 && qemuProcesses(root).length === 0) break;
+        await sleep(200);
+      }
+      expect(left).toEqual([]);
+      expect(qemuProcesses(root)).toEqual([]);
+      expect(standinProcesses(root)).toEqual([]);
+      const states = existsSync(join(root, "k8s.io")) ? readdirSync(join(root, "k8s.io")) : [];
+      expect(states.filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([]);
+      expect(readCriLog(join(logDir, "client/0.log")).stdout).toBe(`${PAGE}\n`);
+    },
+    MS,
+  );
+});
