@@ -1,5 +1,5 @@
 /**
- * The CRI harness (lib/cri.ts) checked with Debian's runc, no VM: containerd 1.6 with its CRI
+ * The CRI harness (lib/cri/) checked with Debian's runc, no VM: containerd 1.6 with its CRI
  * plugin in the file's network namespace, one pod (runtime handler `runc`) with two
  * containers, busybox `httpd` serving a page and a client fetching it by localhost (the pod's
  * shared network namespace); the client's CRI log file, ExecSync in the server, the page from
@@ -11,90 +11,67 @@
  * client's log. Requires root; installs containerd, runc, the CNI plugins and node when
  * missing; boots no VM.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type ContainerStatus,
   CRI_NETWORK,
-  CriContainerd,
   containerConfig,
+  criSuite,
   type PodSandboxConfig,
   podConfig,
   readCriLog,
 } from "./lib/cri.ts";
-import { diffLines, hostNetwork, Netns } from "./lib/netns.ts";
-import { CRI_PACKAGES, ensurePackages } from "./lib/packages.ts";
 import { sleep, waitFor } from "./lib/proc.ts";
-import { Workspace } from "./lib/workspace.ts";
 
 const PAGE = "hello-from-cri";
 const MS = 300_000;
 
-let ws: Workspace | undefined;
-let netns: Netns | undefined;
-let c: CriContainerd | undefined;
-let before = "";
-
-function need<T>(v: T | undefined): T {
-  if (v === undefined) throw new Error("the set-up failed");
-  return v;
-}
-
-/** What CRI makes outside the workspace (lib/cri.ts): libcni's cache, the cgroup parent. */
+/** What CRI makes outside the workspace (lib/cri/containerd.ts): libcni's cache, the cgroup parent. */
 const OUTSIDE = [
   "/var/lib/cni/results",
   ...["memory", "pids", "unified"].map((h) => `/sys/fs/cgroup/${h}/k8s.io`),
 ];
 let existedBefore: string[] = [];
 
-beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error("needs root");
-  existedBefore = OUTSIDE.filter((d) => existsSync(d));
-  await ensurePackages(CRI_PACKAGES);
-  ws = new Workspace("cri-runc-probe");
-  before = await hostNetwork();
-  netns = await Netns.create(ws);
-  c = await CriContainerd.start(ws, netns);
-}, MS);
-
-afterAll(async () => {
-  await ws?.teardown();
+const s = criSuite("cri-runc-probe", {
+  ms: MS,
+  before: () => {
+    existedBefore = OUTSIDE.filter((d) => existsSync(d));
+  },
   // Gone again unless it was there before.
-  for (const d of OUTSIDE.filter((d) => !existedBefore.includes(d))) {
-    if (existsSync(d)) throw new Error(`${d} is still there after the teardown`);
-  }
-  if (before) {
-    const diff = diffLines(before, await hostNetwork());
-    if (diff) throw new Error(`the machine's network namespace changed:\n${diff}`);
-  }
-  if (netns && existsSync(netns.path)) throw new Error(`${netns.path} is still there`);
-}, MS);
+  after: () =>
+    OUTSIDE.filter((d) => !existedBefore.includes(d) && existsSync(d)).map(
+      (d) => `${d} is still there after the teardown`,
+    ),
+});
 
 describe("containerd 1.6 CRI with runc", () => {
-  test(
+  s.test(
     "Version, Status and the imported images",
     async () => {
-      const cri = need(c).cri;
+      const h = s.containerd;
+      const cri = h.cri;
       const v = await cri.version();
       expect(v.runtimeName).toBe("containerd");
       expect(v.runtimeApiVersion).toBe("v1");
       const st = await cri.status();
       const cond = Object.fromEntries((st.status?.conditions ?? []).map((x) => [x.type, x.status]));
       expect(cond).toEqual({ RuntimeReady: true, NetworkReady: true });
-      expect((await cri.imageStatus(need(c).image))?.repoTags).toContain(need(c).image);
-      expect((await cri.imageStatus(need(c).pauseImage))?.repoTags).toContain(need(c).pauseImage);
+      expect((await cri.imageStatus(h.image))?.repoTags).toContain(h.image);
+      expect((await cri.imageStatus(h.pauseImage))?.repoTags).toContain(h.pauseImage);
       expect(await cri.imageStatus("localhost/not-there:latest")).toBeNull();
       const tags = (await cri.listImages()).flatMap((i) => i.repoTags);
-      expect(tags).toEqual(expect.arrayContaining([need(c).image, need(c).pauseImage]));
+      expect(tags).toEqual(expect.arrayContaining([h.image, h.pauseImage]));
     },
     MS,
   );
 
-  test(
+  s.test(
     "a pod: server and client, logs, ExecSync, then nothing left",
     async () => {
-      const h = need(c);
+      const h = s.containerd;
       const cri = h.cri;
       const logDir = h.podLogDir("web");
       const pod: PodSandboxConfig = podConfig("web", logDir, { labels: { app: "probe" } });
@@ -165,7 +142,7 @@ describe("containerd 1.6 CRI with runc", () => {
       expect(pid1.stdout.replaceAll("\0", " ")).toContain("httpd");
 
       // From the namespace's host side, by the pod's address.
-      const page = await need(netns).run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
+      const page = await s.netns.run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
         timeout: 30_000,
       });
       expect(page.stdout).toBe(`${PAGE}\n`);
@@ -184,9 +161,9 @@ describe("containerd 1.6 CRI with runc", () => {
       const dump = process.env.CC_E2E_CRI_DUMP;
       if (dump) {
         mkdirSync(dump, { recursive: true });
-        const bundles = ws?.path("containerd/state/io.containerd.runtime.v2.task/k8s.io") ?? "";
+        const bundles = s.ws.path("containerd/state/io.containerd.runtime.v2.task/k8s.io");
         // The bundles of running tasks; the client's is gone with it (its spec is in CRI's status).
-        copyFileSync(need(ws).path("containerd.toml"), join(dump, "containerd.toml"));
+        copyFileSync(s.ws.path("containerd.toml"), join(dump, "containerd.toml"));
         copyFileSync(join(h.confDir, "10-cc-e2e-cri.conflist"), join(dump, "10-cc-e2e-cri.conflist"));
         copyFileSync(join(bundles, podId, "config.json"), join(dump, "sandbox.config.json"));
         copyFileSync(join(bundles, server, "config.json"), join(dump, "server.config.json"));

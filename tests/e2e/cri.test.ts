@@ -1,5 +1,5 @@
 /**
- * Kubernetes' way in (issue 17): containerd 1.6 with its CRI plugin (lib/cri.ts: a private
+ * Kubernetes' way in (issue 17): containerd 1.6 with its CRI plugin (lib/cri/: a private
  * containerd in the file's network namespace, CNI bridge networking from Debian's
  * containernetworking-plugins, a CRI client in place of crictl) and the runtime handler `cc`
  * (the runc shim with this runtime as its BinaryName). One pod: its sandbox boots one VM;
@@ -10,56 +10,24 @@
  * mount, pod network namespace, CNI cache entry or shim. Requires root; installs containerd,
  * runc, the CNI plugins and node when missing; boots 1 VM.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { HOST_BOOT_ID, qemuProcesses, standinProcesses } from "../lib/runtime.ts";
-import { type ContainerStatus, CriContainerd, containerConfig, podConfig, readCriLog } from "./lib/cri.ts";
-import { diffLines, hostNetwork, Netns } from "./lib/netns.ts";
-import { CRI_PACKAGES, ensurePackages } from "./lib/packages.ts";
+import { type ContainerStatus, containerConfig, criSuite, podConfig, readCriLog } from "./lib/cri.ts";
 import { sleep, waitFor } from "./lib/proc.ts";
 import { BOOT_MS } from "./lib/suite.ts";
-import { checkPrerequisites, installRuntimeConfig, Workspace } from "./lib/workspace.ts";
 
 const PAGE = "hello-from-a-pod-in-a-vm";
 const MS = 600_000;
 
-let ws: Workspace | undefined;
-let netns: Netns | undefined;
-let c: CriContainerd | undefined;
-let before = "";
-
-function need<T>(v: T | undefined): T {
-  if (v === undefined) throw new Error("the set-up failed");
-  return v;
-}
-
-beforeAll(async () => {
-  checkPrerequisites();
-  await ensurePackages(CRI_PACKAGES);
-  ws = new Workspace("cri");
-  // The shim's bundles carry no VM configuration: the installed one (as `make install` puts it).
-  ws.onTeardown("runtime config", installRuntimeConfig());
-  before = await hostNetwork();
-  netns = await Netns.create(ws);
-  c = await CriContainerd.start(ws, netns);
-}, MS);
-
-afterAll(async () => {
-  const log = c && join(c.runtimeRoot("cc"), "cc-oci-runtime.log");
-  if (log && existsSync(log)) Bun.spawnSync(["cp", log, "/tmp/cri-runtime.log"]);
-  await ws?.teardown();
-  if (before) {
-    const diff = diffLines(before, await hostNetwork());
-    if (diff) throw new Error(`the machine's network namespace changed:\n${diff}`);
-  }
-}, MS);
+const s = criSuite("cri", { ms: MS, vm: true, logs: ["cc"] });
 
 describe("Kubernetes' CRI (containerd 1.6) with the runtime handler cc", () => {
-  test(
+  s.test(
     "a pod in one VM: server and client over localhost, logs, ExecSync, stop and remove, nothing left",
     async () => {
-      const h = need(c);
+      const h = s.containerd;
       const cri = h.cri;
       const root = h.runtimeRoot("cc");
       const logDir = h.podLogDir("web");
@@ -124,7 +92,7 @@ describe("Kubernetes' CRI (containerd 1.6) with the runtime handler cc", () => {
       expect(fail).toMatchObject({ exitCode: 3, stdout: "", stderr: "oops\n" });
 
       // From the namespace's host side, by the pod's address (the VM took the pod's veth over).
-      const fetched = await need(netns).run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
+      const fetched = await s.netns.run(["busybox", "wget", "-qO-", `http://${ip}:8080/index.html`], {
         timeout: 60_000,
       });
       expect(fetched.stdout).toBe(`${PAGE}\n`);

@@ -1,4 +1,4 @@
-// The CRI client's gRPC side, run by the machine's node (lib/cri.ts starts it): Bun 1.4.5's
+// The CRI client's gRPC side, run by the machine's node (lib/cri/transport.ts starts it): Bun 1.4.5's
 // node:http2 client loses a reply now and then (a call waits for its deadline although the
 // reply's frames reached the socket), so @grpc/grpc-js runs under node, the way it is made to.
 //
