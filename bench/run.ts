@@ -10,7 +10,8 @@
  *  - network: TCP throughput, HTTP round trip, what networking adds to `create` (runc and
  *             cc-oci-runtime: crun runs in a mount namespace of its own here);
  *  - memory:  host PSS per idle container, 1 and 10 at once (and per bare clone: the floor);
- *  - density: idle containers before start latency doubles (bounded).
+ *  - density: idle containers before start latency doubles (bounded);
+ *  - files:   sequential and small-file I/O on the rootfs and a tmpfs, inside the container.
  * Every figure is min / median / max over N rounds; every ratio is computed round by round
  * from figures measured in the same round (absolute times drift on these machines, ratios
  * hold). cc-oci-runtime is measured with CC_OCI_TEMPLATE=1 too (snapshot-based starts):
@@ -31,6 +32,7 @@ import { now } from "./lib/clock.ts";
 import { CcContender, type Contender, ensureInstalled, OciContender } from "./lib/contenders.ts";
 import { type Bundles, type Ctx, ECHO_TEXT, PARALLEL } from "./lib/context.ts";
 import { densitySection } from "./lib/density.ts";
+import { filesSection } from "./lib/files.ts";
 import { Floor } from "./lib/floor.ts";
 import { hostInfo } from "./lib/host.ts";
 import { memorySection, VM_SETTLE_MS } from "./lib/memory.ts";
@@ -140,6 +142,12 @@ class Suite {
     await this.section("density", () =>
       densitySection(ctx, vms, { max: o.maxDensity, budgetS: o.densityBudgetS }),
     );
+    await this.section("files", () =>
+      filesSection(
+        ctx,
+        all.filter((c) => c.key !== "cc-template"),
+      ),
+    );
   }
 
   /** Everything removed; returns the processes of ours still alive (must be none). */
@@ -208,6 +216,7 @@ async function main(): Promise<number> {
       { name: "network", title: "Network (a veth in a namespace of the bench's, no manager)" },
       { name: "memory", title: `Host memory per idle container (PSS), ${opts.memRuns} rounds` },
       { name: "density", title: `Density (one ramp, bounded at ${opts.maxDensity})` },
+      { name: "files", title: "File I/O inside the container (ms; /proc/uptime, 10 ms steps)" },
     ]),
   );
   for (const n of res.notes) console.log(`- ${n}`);

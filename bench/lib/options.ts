@@ -1,6 +1,6 @@
 /** Command-line options of bench/run.ts. */
 
-export const SECTIONS = ["start", "cli", "network", "memory", "density"] as const;
+export const SECTIONS = ["start", "cli", "network", "memory", "density", "files"] as const;
 export type Section = (typeof SECTIONS)[number];
 export const RUNTIMES = ["cc", "runc", "crun", "floor"] as const;
 export type RuntimeKey = (typeof RUNTIMES)[number];

@@ -3,15 +3,28 @@
  * pool and set the wall clock. A guest restored from a template snapshot resumes with the
  * template's pool and the clock of the moment the snapshot was taken.
  */
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { libc, ptr } from "../sys/libc.ts";
 
 const CLOCK_REALTIME = 0;
 
+/**
+ * ioctl RNDRESEEDCRNG (_IO('R', 0x07)): the kernel's CRNG reseeded from its input pool now.
+ * A write to /dev/urandom only mixes into that pool (Linux 5.18 and later): the clones of one
+ * snapshot would go on drawing the same bytes until the CRNG's next scheduled reseed.
+ */
+const RNDRESEEDCRNG = 0x5207;
+
 export function adoptIdentity(seedHex: string | undefined, timeMs: number | undefined): void {
   if (seedHex) {
     try {
-      writeFileSync("/dev/urandom", Buffer.from(seedHex, "hex"));
+      const fd = openSync("/dev/urandom", "w");
+      try {
+        writeSync(fd, Buffer.from(seedHex, "hex"));
+        libc().ioctl(fd, RNDRESEEDCRNG, null);
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       // No /dev/urandom: nothing to reseed.
     }
