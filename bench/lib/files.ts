@@ -8,6 +8,8 @@
  * Ratios, round by round: the rootfs against the same VM's tmpfs (the goals: 2x for small
  * files and stat, 1.5x for sequential I/O), and against runc's rootfs.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { makeBundle } from "../../tests/lib/bundle.ts";
 import type { Contender } from "./contenders.ts";
 import { type Ctx, rotate } from "./context.ts";
@@ -16,23 +18,12 @@ const S = "files";
 export const FILE_OPS = ["write", "read", "create", "stat", "tarx"] as const;
 type Op = (typeof FILE_OPS)[number];
 const WHERE = ["rootfs", "tmpfs"] as const;
+/** Files in the small-file figures (file-ops.sh). */
 const FILES = 2000;
 
-/** Each op's figure, ms, as `WHERE OP MS` lines. */
-const SCRIPT = `
-up() { cut -d' ' -f1 /proc/uptime; }
-ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%d", (b-a)*1000}'; }
-measure() {
-  d=$1; mkdir -p $d/s $d/x
-  a=$(up); dd if=/dev/zero of=$d/f bs=1M count=50 conv=fsync 2>/dev/null; b=$(up); echo "$2 write $(ms $a $b)"
-  a=$(up); dd if=$d/f of=/dev/null bs=1M 2>/dev/null; b=$(up); echo "$2 read $(ms $a $b)"
-  a=$(up); i=0; while [ $i -lt ${FILES} ]; do echo x > $d/s/$i; i=$((i+1)); done; b=$(up); echo "$2 create $(ms $a $b)"
-  a=$(up); ls -l $d/s > /dev/null; b=$(up); echo "$2 stat $(ms $a $b)"
-  a=$(up); tar xf /scratch/src.tar -C $d/x; b=$(up); echo "$2 tarx $(ms $a $b)"
-  rm -rf $d/s $d/x $d/f
-}
-mkdir -p /scratch/t/src; i=0; while [ $i -lt ${FILES} ]; do echo "file $i" > /scratch/t/src/$i; i=$((i+1)); done
-tar cf /scratch/src.tar -C /scratch/t src && rm -rf /scratch/t
+/** Each op's figure, ms, as `WHERE OP MS` lines (the operations: file-ops.sh, shared with share-modes.sh). */
+const SCRIPT = `${readFileSync(join(import.meta.dir, "file-ops.sh"), "utf8")}
+make_src_tar /scratch
 measure /scratch tmpfs
 measure /data rootfs
 `;
