@@ -46,7 +46,12 @@ describe("data through the share", () => {
       makeBundle({
         args: ["sleep", "100000"],
         edit: (s) => {
-          (s.mounts as unknown[]).push({ destination: "/vol", type: "bind", source: vol, options: ["rbind", "rw"] });
+          (s.mounts as unknown[]).push({
+            destination: "/vol",
+            type: "bind",
+            source: vol,
+            options: ["rbind", "rw"],
+          });
         },
       });
     for (const id of ["vol-a", "vol-b"])
