@@ -107,16 +107,23 @@ export class Containers {
     const pidFile = join(bundle, "init.pid");
     const terminal = (config.process as { terminal?: boolean } | undefined)?.terminal === true;
     const args = ["create", "--bundle", bundle, "--pid-file", pidFile];
-    const proc = await this.launch(
-      c,
-      "create",
-      args,
-      pidFile,
-      terminal,
-      req.stdio,
-      req.consoleSize,
-      "console.sock",
-    );
+    let proc: GuestProcess;
+    try {
+      proc = await this.launch(
+        c,
+        "create",
+        args,
+        pidFile,
+        terminal,
+        req.stdio,
+        req.consoleSize,
+        "console.sock",
+      );
+    } catch (err) {
+      // A pod's VM lives on after a container that failed: nothing of it may stay (guest tmpfs).
+      rmSync(bundle, { recursive: true, force: true });
+      throw err;
+    }
     this.adopt(c, proc);
     return { pid: proc.pid };
   }

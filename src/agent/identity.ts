@@ -4,7 +4,7 @@
  * template's pool and the clock of the moment the snapshot was taken.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import { libc, ptr } from "../sys/libc.ts";
+import { errno, libc, ptr } from "../sys/libc.ts";
 
 const CLOCK_REALTIME = 0;
 
@@ -15,22 +15,26 @@ const CLOCK_REALTIME = 0;
  */
 const RNDRESEEDCRNG = 0x5207;
 
-export function adoptIdentity(seedHex: string | undefined, timeMs: number | undefined): void {
+/** Returns what could not be done (a reseed refused): the host logs it as a warning. */
+export function adoptIdentity(seedHex: string | undefined, timeMs: number | undefined): string | undefined {
+  let problem: string | undefined;
   if (seedHex) {
     try {
       const fd = openSync("/dev/urandom", "w");
       try {
         writeSync(fd, Buffer.from(seedHex, "hex"));
-        libc().ioctl(fd, RNDRESEEDCRNG, null);
+        if (libc().ioctl(fd, RNDRESEEDCRNG, null) !== 0)
+          problem = `the kernel's random generator was not reseeded (RNDRESEEDCRNG: errno ${errno()}): this guest may draw the same bytes as another clone of its template`;
       } finally {
         closeSync(fd);
       }
-    } catch {
-      // No /dev/urandom: nothing to reseed.
+    } catch (err) {
+      problem = `the host's seed could not be mixed in: ${(err as Error).message}`;
     }
   }
   if (timeMs !== undefined) {
     const ts = new BigInt64Array([BigInt(Math.floor(timeMs / 1000)), BigInt((timeMs % 1000) * 1_000_000)]);
     libc().clock_settime(CLOCK_REALTIME, ptr(ts));
   }
+  return problem;
 }

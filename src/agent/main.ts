@@ -49,7 +49,8 @@ export async function runAgent(_argv: string[]): Promise<void> {
   };
   const handlers: Record<Op, (args: never) => Promise<unknown>> = {
     hello: async (args: RequestOf<"hello">) => {
-      adoptIdentity(args.seed, args.timeMs);
+      const problem = adoptIdentity(args.seed, args.timeMs);
+      if (problem) faults.report("warning", problem);
       return {
         version: PROTOCOL_VERSION,
         kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),

@@ -15,7 +15,7 @@ import { DEFAULT_NICS, type NicBackend, nicArgs } from "./nics.ts";
 
 export const DEFAULT_MEMORY_MIB = 256;
 /** sun_path holds 108 bytes; longer socket paths are given relative to the VM's cwd. */
-const SUN_PATH_MAX = 107;
+export const SUN_PATH_MAX = 107;
 
 export interface VmPlan {
   path: string;

@@ -95,7 +95,10 @@ export function podNamespaces(oci: OciConfig, configFile: string, sandboxPid: nu
   for (const ns of listedNamespaces(oci, configFile)) {
     if (!ns.path) continue;
     const shared = POD_SHARED[ns.type];
-    if (ns.type !== "network" && !shared) throw cannotJoin(ns);
+    if (ns.type !== "network" && !shared)
+      throw new RuntimeError(
+        `${ns.field}: joining the existing ${ns.type} namespace ${ns.path} is not possible: a pod's containers share only its network, pid, ipc and uts namespaces (in its VM)`,
+      );
     const ofSandbox = sameNamespace(ns.path, `/proc/${sandboxPid}/ns/${shared ?? "net"}`);
     if (ns.type === "network" && ofSandbox) continue;
     if (!ofSandbox || !shared)

@@ -15,11 +15,16 @@ import { socketTransport } from "../protocol/socket.ts";
 /** Hub-assigned stream ids start here; below are the stand-in's own (stdio.ts STREAMS). */
 const FIRST_HUB_STREAM = 100;
 const SIGKILL = 9;
+/** The stand-in's own business with its agent (the VM's, not a container's): never a client's. */
+const NOT_FROM_CLIENTS = new Set<Op>(["hello", "shutdown", "prepare", "network", "dns"]);
+
+/** Exec ids are a container's own: in a pod's VM two containers may use the same one. */
+const execKey = (id: string, execId: string) => `${id}\u0000${execId}`;
 
 export class Hub {
   private server?: Server;
   private nextStream = FIRST_HUB_STREAM;
-  /** Running exec processes by execId: the client (an exec stand-in) that started each. */
+  /** Running exec processes by container and execId: the client (an exec stand-in) that started each. */
   private readonly execOwners = new Map<string, { client: Channel; id: string }>();
   /** The pod's other containers in this VM by id: the client (their stand-in) that created each. */
   private readonly members = new Map<string, Channel>();
@@ -37,14 +42,15 @@ export class Hub {
   /** Events for exec processes and pod containers go to the client of each; true if consumed. */
   routeEvent(ev: EventEnvelope): boolean {
     if (ev.event === "exit" && ev.execId) {
-      const owner = this.execOwners.get(ev.execId);
-      this.execOwners.delete(ev.execId);
+      const key = execKey(ev.id, ev.execId);
+      const owner = this.execOwners.get(key);
+      this.execOwners.delete(key);
       owner?.client.sendEvent(ev).catch(() => {});
       return true;
     }
     if (ev.event === "log" || ev.id === this.own) return false;
+    // A member stays one until it is removed (its stand-in's `remove`, or its going away).
     const member = this.members.get(ev.id);
-    if (ev.event === "exit") this.members.delete(ev.id);
     member?.sendEvent(ev).catch(() => {});
     return member !== undefined;
   }
@@ -62,9 +68,10 @@ export class Hub {
       // An exec stand-in that goes (killed, or failed after the start) takes its process
       // along: nobody is left to hold its stdio or report its status.
       client.onClose = () => {
-        for (const [execId, owner] of this.execOwners) {
+        for (const [key, owner] of this.execOwners) {
           if (owner.client !== client) continue;
-          this.execOwners.delete(execId);
+          this.execOwners.delete(key);
+          const execId = key.slice(owner.id.length + 1);
           void this.agent.call("signal", { id: owner.id, execId, signal: SIGKILL }).catch(() => {});
         }
         // So does a pod container's stand-in (killed): its container leaves the VM.
@@ -86,36 +93,54 @@ export class Hub {
   }
 
   private async forward(client: Channel, op: Op, args: unknown): Promise<unknown> {
-    await this.beforeForward(op, args);
+    if (NOT_FROM_CLIENTS.has(op)) throw new Error(`${op} is not taken from a client of the hub`);
     const target = (args as { id?: string } | undefined)?.id;
+    // A client acts on this stand-in's container, or on the pod container it created here.
+    if (
+      op !== "create" &&
+      target !== this.own &&
+      (target === undefined || this.members.get(target) !== client)
+    )
+      throw new Error(`container "${target}" is not reached through this client`);
+    await this.beforeForward(op, args);
     const own = this.local[op];
-    if (own && (target === undefined || target === this.own)) return own(args);
-    if (op === "create") {
-      // A pod's container (standin/member.ts), in this VM, its stdio renumbered as exec's.
-      const req = args as RequestOf<"create">;
-      if (req.id === this.own || this.members.has(req.id))
-        throw new Error(`container "${req.id}" already exists in this VM`);
-      const stdio = this.mapStreams(client, req.stdio);
-      this.members.set(req.id, client);
-      try {
-        return await this.agent.call("create", { ...req, stdio });
-      } catch (err) {
-        this.members.delete(req.id);
-        throw err;
-      }
+    if (own && target === this.own) return own(args);
+    if (op === "create") return this.createMember(client, args as RequestOf<"create">);
+    if (op === "remove" && target !== undefined) {
+      const done = await this.agent.call("remove", { id: target });
+      this.members.delete(target);
+      return done;
     }
     if (op === "exec") {
       const req = args as RequestOf<"exec">;
       const stdio = this.mapStreams(client, req.stdio);
-      this.execOwners.set(req.execId, { client, id: req.id });
+      const key = execKey(req.id, req.execId);
+      this.execOwners.set(key, { client, id: req.id });
       try {
         return await this.agent.call("exec", { ...req, stdio });
       } catch (err) {
-        this.execOwners.delete(req.execId);
+        this.execOwners.delete(key);
         throw err;
       }
     }
     return this.agent.call(op, args as never);
+  }
+
+  /** A pod's container (standin/member.ts), created in this VM, its stdio renumbered as exec's. */
+  private async createMember(client: Channel, req: RequestOf<"create">): Promise<unknown> {
+    if (req.id === this.own || this.members.has(req.id))
+      throw new Error(`container "${req.id}" already exists in this VM`);
+    const stdio = this.mapStreams(client, req.stdio);
+    this.members.set(req.id, client);
+    try {
+      const created = await this.agent.call("create", { ...req, stdio });
+      // Its stand-in went while crun created it (the `remove` of its going found nothing yet).
+      if (this.members.get(req.id) !== client) void this.agent.call("remove", { id: req.id }).catch(() => {});
+      return created;
+    } catch (err) {
+      if (this.members.get(req.id) === client) this.members.delete(req.id);
+      throw err;
+    }
   }
 
   /** Gives each of the client's streams a fresh agent-side id and relays both ways. */

@@ -10,7 +10,7 @@
 import { mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { errorMessage } from "../errors.ts";
-import { socketPath, VM_FILES } from "../hypervisor/launcher.ts";
+import { SUN_PATH_MAX, socketPath, VM_FILES } from "../hypervisor/launcher.ts";
 import { Logger } from "../log/logger.ts";
 import { Channel } from "../protocol/channel.ts";
 import { podShareDir } from "../protocol/guest-layout.ts";
@@ -67,6 +67,10 @@ export async function runMemberStandin(spec: MemberLaunch): Promise<number> {
     process.chdir(spec.stateDir);
     // Relative: the two state directories are siblings, and an absolute path may not fit sun_path.
     const sandboxHub = relative(spec.stateDir, join(spec.sandbox.stateDir, VM_FILES.hub));
+    if (sandboxHub.length > SUN_PATH_MAX)
+      throw new Error(
+        `the sandbox's hub ${sandboxHub} is longer than a socket path may be (${SUN_PATH_MAX}): use a shorter sandbox id`,
+      );
     const upstream = new Channel(socketTransport(await connectUnix(sandboxHub)));
     sandbox = upstream;
     try {
@@ -76,8 +80,14 @@ export async function runMemberStandin(spec: MemberLaunch): Promise<number> {
     }
     bindShares(shared, spec.shares);
 
-    let onEvent: (ev: EventEnvelope) => void = () => {};
-    let onGone: () => void = () => {};
+    // Until the handlers below exist (the create's answer, the hub's listen), what comes is
+    // kept: the sandbox's hub may route the container's exit before its create answer.
+    const early: EventEnvelope[] = [];
+    let goneEarly = false;
+    let onEvent: (ev: EventEnvelope) => void = (ev) => early.push(ev);
+    let onGone: () => void = () => {
+      goneEarly = true;
+    };
     upstream.onEvent = (ev) => onEvent(ev);
     upstream.onClose = () => onGone();
     const io: HostStdio = spec.terminal ? terminalStdio(upstream, spec.terminal) : pipeStdio(upstream);
@@ -132,6 +142,8 @@ export async function runMemberStandin(spec: MemberLaunch): Promise<number> {
       };
       forwardSignals((signal) => void upstream.call("signal", { id: spec.id, signal }).catch(() => {}));
       reportReady({ ok: true, pid: process.pid, guestPid: started.pid }, true);
+      for (const ev of early.splice(0)) onEvent(ev);
+      if (goneEarly) onGone();
     });
     return status;
   } catch (err) {

@@ -120,6 +120,6 @@ describe("pods (CRI annotations)", () => {
     ).toThrow(/field "linux.namespaces\[0\]": .* is not the network namespace of the pod's sandbox/);
     expect(() =>
       podNamespaces(withNamespaces([{ type: "mount", path: `/proc/${sandbox}/ns/mnt` }]), "c.json", sandbox),
-    ).toThrow(/joining the existing mount namespace .* is not possible/);
+    ).toThrow(/joining the existing mount namespace .* is not possible: a pod's containers share only/);
   });
 });
