@@ -148,7 +148,14 @@ export async function restoreContainer(
   const standin = await create(
     ctx,
     id,
-    { bundle: flags.bundle, consoleSocket: flags.consoleSocket, console, pidFile: flags.pidFile, detach },
+    {
+      bundle: flags.bundle,
+      consoleSocket: flags.consoleSocket,
+      console,
+      pidFile: flags.pidFile,
+      detach,
+      noTerminal: `restore needs --console-socket${detach ? "" : ", or a terminal on its stdin"}`,
+    },
     detach,
     { imagesDir, workDir, ...criuOptions(flags) },
   );

@@ -52,6 +52,8 @@ export interface CreateRequest {
   newKeyring?: boolean;
   preserveFds?: number;
   detach?: boolean;
+  /** What a terminal configuration without a console lacks, in the caller's terms (restore's). */
+  noTerminal?: string;
 }
 
 /** Bound on a guest coming up: TCG boots take seconds, several at once take longer. */
@@ -139,7 +141,9 @@ export function checkCreateRequest(ctx: RuntimeContext, id: string, flags: Creat
     throw new RuntimeError(`${r.configFile}: field "process": required to create a container`);
   const terminal = r.oci.process.terminal === true;
   if (terminal && !flags.consoleSocket && !flags.console) {
-    throw new RuntimeError("process.terminal is true: --console-socket (or --console) is required");
+    throw new RuntimeError(
+      `process.terminal is true: ${flags.noTerminal ?? "--console-socket (or --console) is required"}`,
+    );
   }
   if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");

@@ -1,10 +1,18 @@
 /** The subcommands complete without a VM: version, spec, features, state, list; and logging. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { OciConfig } from "../../src/config/oci-schema.ts";
 import { StateStore } from "../../src/state/store.ts";
-import { runCli, tempDir } from "../lib/cli.ts";
+import { ROOT_DIR, runCli, tempDir } from "../lib/cli.ts";
 
 describe("version", () => {
   test("--version, -v and version print runc's three lines", async () => {
@@ -261,5 +269,37 @@ describe("not yet implemented is an error, never a silent success", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("invalid container id");
     expect(existsSync(join(root, "..", "etc", "state.json"))).toBe(false);
+  });
+});
+
+describe("restore", () => {
+  test("a terminal container restored without a console: the error names what restore takes", async () => {
+    const images = tempDir();
+    for (const f of ["inventory.img", "cc-externals.json"]) writeFileSync(join(images, f), "");
+    const bundle = tempDir();
+    mkdirSync(join(bundle, "rootfs"));
+    expect((await runCli(["spec", "--bundle", bundle])).code).toBe(0);
+    // The build's VM configuration, as a bundle of the VM tests carries it.
+    const local = join(ROOT_DIR, "build/local");
+    for (const f of readdirSync(local)) copyFileSync(join(local, f), join(bundle, f));
+    const root = tempDir();
+    const r = await runCli(["--root", root, "restore", "--image-path", images, "--bundle", bundle, "ck"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "process.terminal is true: restore needs --console-socket, or a terminal on its stdin",
+    );
+    const d = await runCli([
+      "--root",
+      root,
+      "restore",
+      "-d",
+      "--image-path",
+      images,
+      "--bundle",
+      bundle,
+      "ck",
+    ]);
+    expect(d.stderr).toContain("process.terminal is true: restore needs --console-socket\n");
+    expect(new StateStore(root).list()).toEqual([]);
   });
 });
