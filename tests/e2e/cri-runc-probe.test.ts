@@ -14,16 +14,7 @@
 import { describe, expect } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type ContainerStatus,
-  CRI_NETWORK,
-  containerConfig,
-  criSuite,
-  type PodSandboxConfig,
-  podConfig,
-  readCriLog,
-} from "./lib/cri.ts";
-import { sleep, waitFor } from "./lib/proc.ts";
+import { CRI_NETWORK, clientExited, criSuite, readCriLog, startWebPod, waitNothingLeft } from "./lib/cri.ts";
 
 const PAGE = "hello-from-cri";
 const MS = 300_000;
@@ -73,9 +64,8 @@ describe("containerd 1.6 CRI with runc", () => {
     async () => {
       const h = s.containerd;
       const cri = h.cri;
-      const logDir = h.podLogDir("web");
-      const pod: PodSandboxConfig = podConfig("web", logDir, { labels: { app: "probe" } });
-      const podId = await cri.runPodSandbox(pod, "runc");
+      const web = await startWebPod(h, "runc", PAGE, { labels: { app: "probe" } });
+      const { podId, logDir, server, client } = web;
 
       const ps = await cri.podSandboxStatus(podId, true);
       expect(ps.status?.state).toBe("SANDBOX_READY");
@@ -99,30 +89,7 @@ describe("containerd 1.6 CRI with runc", () => {
         expect.arrayContaining([`${CRI_NETWORK}-${podId}-eth0`, `cni-loopback-${podId}-lo`]),
       );
 
-      const server = await cri.createContainer(
-        podId,
-        containerConfig("server", h.image, [
-          "sh",
-          "-c",
-          `mkdir -p /www && echo ${PAGE} > /www/index.html && exec httpd -f -p 8080 -h /www`,
-        ]),
-        pod,
-      );
-      await cri.startContainer(server);
-      const client = await cri.createContainer(
-        podId,
-        containerConfig("client", h.image, [
-          "sh",
-          "-c",
-          "for i in $(seq 1 100); do wget -qO- http://localhost:8080/index.html && exit 0; sleep 0.1; done; exit 1",
-        ]),
-        pod,
-      );
-      await cri.startContainer(client);
-      const done: ContainerStatus = await waitFor("the client to exit", async () => {
-        const s = (await cri.containerStatus(client)).status;
-        return s?.state === "CONTAINER_EXITED" ? s : undefined;
-      });
+      const done = await clientExited(h, web);
       expect(done.exitCode).toBe(0);
       expect(done.reason).toBe("Completed");
       expect(done.logPath).toBe(join(logDir, "client/0.log"));
@@ -188,14 +155,7 @@ describe("containerd 1.6 CRI with runc", () => {
       expect((await cri.podSandboxStatus(podId)).status?.state).toBe("SANDBOX_NOTREADY");
       await cri.removePodSandbox(podId);
       await expect(cri.podSandboxStatus(podId, false, { timeoutMs: 10_000 })).rejects.toThrow(/NOT_FOUND/);
-      // The shims exit a moment after the last delete.
-      let left: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        left = await h.leftovers();
-        if (left.length === 0) break;
-        await sleep(200);
-      }
-      expect(left).toEqual([]);
+      expect(await waitNothingLeft(h)).toEqual([]);
       expect(existsSync(podNetns)).toBe(false);
       expect(readdirSync("/run/netns").filter((f) => f.startsWith("cni-"))).toEqual([]);
       // The log files stay (kubelet removes them with the pod's directory).

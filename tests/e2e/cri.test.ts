@@ -14,8 +14,7 @@ import { describe, expect } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { HOST_BOOT_ID, qemuProcesses, standinProcesses } from "../lib/runtime.ts";
-import { type ContainerStatus, containerConfig, criSuite, podConfig, readCriLog } from "./lib/cri.ts";
-import { sleep, waitFor } from "./lib/proc.ts";
+import { clientExited, criSuite, readCriLog, startWebPod, waitNothingLeft } from "./lib/cri.ts";
 import { BOOT_MS } from "./lib/suite.ts";
 
 const PAGE = "hello-from-a-pod-in-a-vm";
@@ -30,48 +29,17 @@ describe("Kubernetes' CRI (containerd 1.6) with the runtime handler cc", () => {
       const h = s.containerd;
       const cri = h.cri;
       const root = h.runtimeRoot("cc");
-      const logDir = h.podLogDir("web");
-      const pod = podConfig("web", logDir);
-      const podId = await cri.runPodSandbox(pod, "cc", { timeoutMs: BOOT_MS });
+      const web = await startWebPod(h, "cc", PAGE, { retryS: 0.2, call: { timeoutMs: BOOT_MS } });
+      const { podId, logDir, server, client } = web;
       const ps = await cri.podSandboxStatus(podId);
       expect(ps.status?.state).toBe("SANDBOX_READY");
       expect(ps.status?.runtimeHandler).toBe("cc");
       const ip = ps.status?.network?.ip ?? "";
       expect(ip).toStartWith(h.subnet.replace(/0\/24$/, ""));
-
-      const server = await cri.createContainer(
-        podId,
-        containerConfig("server", h.image, [
-          "sh",
-          "-c",
-          `mkdir -p /www && echo ${PAGE} > /www/index.html && exec httpd -f -p 8080 -h /www`,
-        ]),
-        pod,
-        { timeoutMs: BOOT_MS },
-      );
-      await cri.startContainer(server);
-      const client = await cri.createContainer(
-        podId,
-        containerConfig("client", h.image, [
-          "sh",
-          "-c",
-          "for i in $(seq 1 100); do wget -qO- http://localhost:8080/index.html && exit 0; sleep 0.2; done; exit 1",
-        ]),
-        pod,
-        { timeoutMs: BOOT_MS },
-      );
-      await cri.startContainer(client);
       // The pod's three containers, one VM: the sandbox's.
       expect(qemuProcesses(root)).toHaveLength(1);
 
-      const done: ContainerStatus = await waitFor(
-        "the client to exit",
-        async () => {
-          const s = (await cri.containerStatus(client)).status;
-          return s?.state === "CONTAINER_EXITED" ? s : undefined;
-        },
-        BOOT_MS,
-      );
+      const done = await clientExited(h, web, BOOT_MS);
       expect(done.exitCode).toBe(0);
       expect(done.logPath).toBe(join(logDir, "client/0.log"));
       const log = readCriLog(done.logPath);
@@ -113,14 +81,7 @@ describe("Kubernetes' CRI (containerd 1.6) with the runtime handler cc", () => {
       await cri.stopPodSandbox(podId);
       await cri.removePodSandbox(podId);
 
-      // The shims exit a moment after the last delete.
-      let left: string[] = [];
-      for (let i = 0; i < 100; i++) {
-        left = await h.leftovers();
-        if (left.length === 0 && qemuProcesses(root).length === 0) break;
-        await sleep(200);
-      }
-      expect(left).toEqual([]);
+      expect(await waitNothingLeft(h, 100, () => qemuProcesses(root).length === 0)).toEqual([]);
       expect(qemuProcesses(root)).toEqual([]);
       expect(standinProcesses(root)).toEqual([]);
       const states = existsSync(join(root, "k8s.io")) ? readdirSync(join(root, "k8s.io")) : [];

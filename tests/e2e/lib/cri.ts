@@ -9,7 +9,9 @@
  * - containerd.ts: `CriContainerd`, containerd 1.6 with its CRI plugin in the test's network
  *   namespace (CNI bridge, images, runtime handlers `runc` and `cc`), its teardown and
  *   `leftovers()`;
- * - suite.ts: `criSuite`, a CRI test file's beforeAll/afterAll.
+ * - suite.ts: `criSuite`, a CRI test file's beforeAll/afterAll;
+ * - web-pod.ts: the pod both files run (an httpd and a client by localhost), and the wait
+ *   until nothing of it is left.
  */
 
 export * from "./cri/client.ts";
@@ -17,3 +19,4 @@ export * from "./cri/configs.ts";
 export * from "./cri/containerd.ts";
 export * from "./cri/suite.ts";
 export * from "./cri/types.ts";
+export * from "./cri/web-pod.ts";
