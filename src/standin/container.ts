@@ -21,7 +21,7 @@ import { unmountBelow } from "../sys/mounts.ts";
 import { hostProcess } from "../sys/proc.ts";
 import { guestCheckpointDirs, serveCheckpoint } from "./checkpoint.ts";
 import { askDns, loopbackNameServers } from "./dns-relay.ts";
-import { forwardSignals, watchWinsize } from "./forward.ts";
+import { forwardSignals, relayWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
@@ -40,7 +40,6 @@ const QEMU_EXIT_WAIT_MS = 3_000;
 /** How long a checkpoint that ended the workload may take to answer before the stand-in goes. */
 const CHECKPOINT_ANSWER_MS = 30_000;
 const SIGKILL_STATUS = 128 + 9;
-const SIGWINCH = 28;
 
 export async function runContainerStandin(spec: ContainerLaunch): Promise<number> {
   const log = new Logger(spec.log);
@@ -170,20 +169,12 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     log.phase(spec.id, "guest-created");
 
     const stdio = io;
-    const checkWinsize = spec.terminal
-      ? watchWinsize(stdio, (ws) => a.call("resize", { id: spec.id, ...ws }))
-      : async () => {};
     theHub = new Hub(a, spec.id);
+    if (spec.terminal) relayWinsize(theHub, stdio, spec.id, (ws) => a.call("resize", { id: spec.id, ...ws }));
     serveStateChanges(theHub, a, store, spec.id);
     theHub.local.connectNetwork = async () => {
       relayed = loopbackNameServers(shared, spec.guestConfig);
       return { interfaces: await network.connect(a, relayed) };
-    };
-    theHub.beforeForward = async (op, args) => {
-      // containerd resizes the pty master, then sends WINCH: pass the new size on first.
-      const req = args as { id?: string; signal?: number; execId?: string };
-      if (op === "signal" && req.signal === SIGWINCH && !req.execId && req.id === spec.id)
-        await checkWinsize();
     };
     const checkpoints = serveCheckpoint(theHub, a, store, spec.id, shared, {
       stop: () => qmp("stop"),

@@ -4,6 +4,7 @@
  * terminal size changes, seen on SIGWINCH or by polling (podman resizes the pty master
  * without telling the runtime; containerd sends `kill ID 28` after resizing).
  */
+import type { Hub } from "./hub.ts";
 import type { HostStdio } from "./stdio.ts";
 
 export const FORWARDED_SIGNALS: [NodeJS.Signals, number][] = [
@@ -16,6 +17,7 @@ export const FORWARDED_SIGNALS: [NodeJS.Signals, number][] = [
 ];
 
 const WINSIZE_POLL_MS = 1_000;
+const SIGWINCH = 28;
 
 export function forwardSignals(send: (signal: number) => void): void {
   for (const [name, num] of FORWARDED_SIGNALS) process.on(name, () => send(num));
@@ -40,4 +42,22 @@ export function watchWinsize(io: HostStdio, send: (ws: Winsize) => Promise<unkno
   process.on("SIGWINCH", () => void check());
   setInterval(() => void check(), WINSIZE_POLL_MS);
   return check;
+}
+
+/**
+ * A container's terminal: its size changes reach the guest (`resize`, watchWinsize), and a
+ * WINCH for the container's own process that comes through its hub passes the new size on
+ * first (containerd resizes the pty master, then sends WINCH).
+ */
+export function relayWinsize(
+  hub: Hub,
+  io: HostStdio,
+  id: string,
+  resize: (ws: Winsize) => Promise<unknown>,
+): void {
+  const check = watchWinsize(io, resize);
+  hub.beforeForward = async (op, args) => {
+    const req = args as { id?: string; signal?: number; execId?: string };
+    if (op === "signal" && req.signal === SIGWINCH && !req.execId && req.id === id) await check();
+  };
 }

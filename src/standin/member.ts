@@ -18,7 +18,7 @@ import type { EventEnvelope } from "../protocol/messages.ts";
 import { connectUnix, socketTransport } from "../protocol/socket.ts";
 import { StateStore } from "../state/store.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
-import { forwardSignals, watchWinsize } from "./forward.ts";
+import { forwardSignals, relayWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { MemberLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
@@ -27,7 +27,6 @@ import { recordExit, recordOomKill, serveStateChanges } from "./state-changes.ts
 import { type HostStdio, pipeStdio, terminalStdio } from "./stdio.ts";
 
 const SIGKILL_STATUS = 128 + 9;
-const SIGWINCH = 28;
 /** How long output may take to drain after the exit event (the guest already sent EOF). */
 const DRAIN_MS = 5_000;
 
@@ -111,14 +110,7 @@ export async function runMemberStandin(spec: MemberLaunch): Promise<number> {
     h.local.checkpoint = async () => {
       throw new Error("checkpoint of a pod's container is not supported (its VM is the pod's)");
     };
-    const checkWinsize = spec.terminal
-      ? watchWinsize(io, (ws) => upstream.call("resize", { id: spec.id, ...ws }))
-      : async () => {};
-    h.beforeForward = async (op, args) => {
-      const req = args as { id?: string; signal?: number; execId?: string };
-      if (op === "signal" && req.signal === SIGWINCH && !req.execId && req.id === spec.id)
-        await checkWinsize();
-    };
+    if (spec.terminal) relayWinsize(h, io, spec.id, (ws) => upstream.call("resize", { id: spec.id, ...ws }));
     await h.listen(socketPath(spec.stateDir, VM_FILES.hub));
 
     const status = await new Promise<number>((resolve) => {
