@@ -4,18 +4,18 @@
 #   for it, the agent (the project's executable) at /usr/bin/cc-oci-runtime plus its
 #   libraries, busybox-static at /bin/busybox with applet links, the mount points
 #   /proc /sys /dev /run /tmp /mnt, and a minimal /etc; CRIU (/usr/sbin/criu, the agent's
-#   checkpoint/restore) with its libraries, and the kernel modules it needs, loaded by the
-#   agent on a checkpoint's or restore's first use (not at boot: most VMs never need them)
-#   from /usr/lib/modules/cc/ in the order /usr/lib/modules/cc/order gives.
-#   guest/mkrootfs.sh AGENT OUT [KROOT CRIU_MODLIST]   (no modules without KROOT)
+#   checkpoint/restore) with its libraries; and the kernel modules the agent loads on first
+#   use (not at boot: most VMs never need them), one set per list guest/NAME-modules.list,
+#   in /usr/lib/modules/cc/NAME/ in the order its file `order` gives (agent/modules.ts).
+#   guest/mkrootfs.sh AGENT OUT [KROOT MODLIST...]   (no modules without KROOT)
 # Layout is Debian's merged /usr: /bin /sbin /lib /lib64 are links into /usr.
 # Uncompressed erofs: under TCG, in-guest decompression costs more than the reads it saves.
 # The staging tree is OUT.stage, removed afterwards unless KEEP_STAGE=1.
 set -eu
-agent=${1:?usage: mkrootfs.sh AGENT OUT [KROOT CRIU_MODLIST]}
+agent=${1:?usage: mkrootfs.sh AGENT OUT [KROOT MODLIST...]}
 out=${2:?}
 kroot=${3:-}
-criu_modules=${4:-}
+[ $# -ge 3 ] && shift 3 || shift $#
 here=$(cd "$(dirname "$0")" && pwd)
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 CRUN=${CRUN:-/usr/bin/crun}
@@ -82,9 +82,12 @@ copy_deps "$CRIU"
 cp "$TAR" "$stage/usr/bin/tar"
 copy_deps "$TAR"
 if [ -n "$kroot" ]; then
-	mkdir -p "$stage/usr/lib/modules/cc"
-	: >"$stage/usr/lib/modules/cc/order"
-	"$here/copy-modules.sh" "$kroot" "$criu_modules" "$stage/usr/lib/modules/cc" "$stage/usr/lib/modules/cc/order"
+	for list in "$@"; do
+		set_dir="$stage/usr/lib/modules/cc/$(basename "$list" -modules.list)"
+		mkdir -p "$set_dir"
+		: >"$set_dir/order"
+		"$here/copy-modules.sh" "$kroot" "$list" "$set_dir" "$set_dir/order"
+	done
 fi
 cp "$agent" "$stage/usr/bin/cc-oci-runtime"
 chmod 0755 "$stage/usr/bin/cc-oci-runtime"

@@ -81,11 +81,11 @@ $(GUEST_INITRD): $(GUEST_KERNEL_STAMP) guest/init guest/modules.list guest/mkini
 	@echo "  INITRD  $@"
 	@guest/mkinitrd.sh $(GUEST_KROOT) guest/init guest/modules.list $@ $(GUEST_INITRD_COMPRESS)
 
-$(GUEST_IMAGE): $(GUEST_AGENT) guest/mkrootfs.sh guest/criu-modules.list guest/copy-modules.sh \
+$(GUEST_IMAGE): $(GUEST_AGENT) guest/mkrootfs.sh guest/criu-modules.list guest/layer-modules.list guest/copy-modules.sh \
 		$(GUEST_KERNEL_STAMP) $(GUEST_HOST_FILES) | $(GUEST_DEPS_STAMP)
 	@echo "  EROFS   $@"
 	@mkdir -p $(@D)
-	@guest/mkrootfs.sh $(GUEST_AGENT) $@ $(GUEST_KROOT) guest/criu-modules.list
+	@guest/mkrootfs.sh $(GUEST_AGENT) $@ $(GUEST_KROOT) guest/criu-modules.list guest/layer-modules.list
 
 guest-smoke: guest
 	guest/smoke-boot.sh

@@ -41,9 +41,9 @@ import { mountinfo } from "../sys/mounts.ts";
 import { procStat } from "../sys/proc.ts";
 import { spawnReaped } from "./crun.ts";
 import type { Reaper } from "./init.ts";
+import { loadModules } from "./modules.ts";
 
 const CRIU = "/usr/sbin/criu";
-const MODULES = "/usr/lib/modules/cc";
 const EXTERNALS = CHECKPOINT_EXTERNALS;
 const CRUN_STATE = "/run/crun";
 
@@ -64,19 +64,6 @@ const Externals = z.object({
   ttys: z.array(z.string()).default([]),
 });
 type Externals = z.infer<typeof Externals>;
-
-let modulesLoaded = false;
-
-/** insmod of CRIU's modules, in their order; one loaded already (EEXIST) is fine. */
-export async function loadModules(reaper: Reaper): Promise<void> {
-  if (modulesLoaded || !existsSync(join(MODULES, "order"))) return;
-  for (const name of readFileSync(join(MODULES, "order"), "utf8").split("\n").filter(Boolean)) {
-    const p = spawnReaped(reaper, ["/usr/sbin/insmod", join(MODULES, name)], ["ignore", "ignore", "pipe"]);
-    const err = await new Response(p.stderr as ReadableStream).text();
-    if ((await p.exited) !== 0 && !/exists/i.test(err)) throw new Error(`insmod ${name}: ${err.trim()}`);
-  }
-  modulesLoaded = true;
-}
 
 /**
  * CRIU's key for fd `fd` of `pid`: its pipe, a pty slave by its device and devpts instance,
@@ -184,7 +171,7 @@ export async function dumpTree(
   rootfs: string,
   req: RequestOf<"checkpoint">,
 ): Promise<void> {
-  await loadModules(reaper);
+  await loadModules(reaper, "criu");
   const mounts = mountinfo(pid).filter((m) => m.mountPoint !== "/");
   const stdio = [0, 1, 2].map((fd) => fdKey(pid, fd));
   // The terminal of a terminal container: on its init's stdio; crun binds it at /dev/console

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { errorMessage } from "../errors.ts";
 import type { Channel } from "../protocol/channel.ts";
 import type { RequestOf, ResultOf } from "../protocol/messages.ts";
 import { cgroupStats, signalCgroup } from "./cgroup.ts";
@@ -13,7 +14,6 @@ import {
   criuLogTail,
   dumpTree,
   isTerminalKey,
-  loadModules,
   readExternals,
   restoreArgs,
   spawnRestore,
@@ -22,6 +22,8 @@ import {
 import { crun, crunDone, crunOutput, spawnCrun } from "./crun.ts";
 import type { Reaper } from "./init.ts";
 import { mount } from "./init.ts";
+import { dropLayer, mountLayer, prepareCopy, removeLayer, sendLayer } from "./layer.ts";
+import { loadModules } from "./modules.ts";
 import { type OomWatch, watchOomKills } from "./oom.ts";
 import { joinPodNamespaces } from "./pod.ts";
 import { type GuestProcess, wireNewTerminal, wirePipes, wireTerminal } from "./stdio.ts";
@@ -46,6 +48,8 @@ interface Container {
   initExited?: boolean;
   oom?: OomWatch;
   execs: Map<string, GuestProcess>;
+  /** The share's rootfs below the container's layer in the guest (agent/layer.ts), if it has one. */
+  layerLower?: string;
 }
 
 export class Containers {
@@ -76,7 +80,7 @@ export class Containers {
    */
   private prepare(id: string, config: Record<string, unknown>): Container {
     if (this.containers.has(id)) throw new Error(`container "${id}" already exists in the guest`);
-    if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
+    mountShare();
     const bundle = join(BUNDLES, id);
     mkdirSync(bundle, { recursive: true });
     applyNetworkSysctls(config);
@@ -89,7 +93,7 @@ export class Containers {
       bundle,
       log: join(bundle, "crun.log"),
       cgroup: join("/sys/fs/cgroup", linux.cgroupsPath ?? ""),
-      rootfs: ((config.root ?? {}) as { path?: string }).path ?? "",
+      rootfs: rootPath(config),
       execs: new Map(),
     };
   }
@@ -102,7 +106,20 @@ export class Containers {
         throw new Error(`the pod's sandbox container "${sandbox.id}" is not running`);
       config = joinPodNamespaces(config, sandbox.init.pid, req.pod.join);
     }
-    const c = this.prepare(req.id, config);
+    const layerLower = req.guestLayer ? rootPath(config) : undefined;
+    if (req.guestLayer && layerLower) {
+      mountShare();
+      const root = await mountLayer(this.reaper, req.id, layerLower, req.guestLayer);
+      config = { ...config, root: { ...(config.root as object), path: root } };
+    }
+    let c: Container;
+    try {
+      c = this.prepare(req.id, config);
+    } catch (err) {
+      if (layerLower) dropLayer(req.id);
+      throw err;
+    }
+    c.layerLower = layerLower;
     const bundle = c.bundle;
     const pidFile = join(bundle, "init.pid");
     const terminal = (config.process as { terminal?: boolean } | undefined)?.terminal === true;
@@ -122,6 +139,7 @@ export class Containers {
     } catch (err) {
       // A pod's VM lives on after a container that failed: nothing of it may stay (guest tmpfs).
       rmSync(bundle, { recursive: true, force: true });
+      if (layerLower) dropLayer(req.id);
       throw err;
     }
     this.adopt(c, proc);
@@ -166,7 +184,7 @@ export class Containers {
           : "the checkpoint is of a container with a terminal and process.terminal is not true",
       );
     }
-    await loadModules(this.reaper);
+    await loadModules(this.reaper, "criu");
     // CRIU's log until the restore is done; crun's (exec, ps, update) from then on.
     const crunLog = c.log;
     c.log = join(req.workDir, "restore.log");
@@ -333,6 +351,44 @@ export class Containers {
     return proc;
   }
 
+  /**
+   * The layer into the host's rootfs: marks applied here, the rest unpacked by the stand-in
+   * (applyLayer, which asks for it with sendLayer). A failed copy loses the container's
+   * writes: said in the runtime's log, as an error.
+   */
+  private async copyLayerBack(c: Container, lower: string): Promise<void> {
+    c.layerLower = undefined;
+    const t0 = performance.now();
+    try {
+      const listed = prepareCopy(c.id, lower);
+      const t1 = performance.now();
+      await this.channel.call("applyLayer", { id: c.id });
+      const ms = (a: number, b: number) => `${(b - a).toFixed(0)} ms`;
+      await this.log(
+        "debug",
+        `${c.id}: writable layer copied into the rootfs: ${listed} entries (marks ${ms(t0, t1)}, archive ${ms(t1, performance.now())})`,
+      );
+    } catch (err) {
+      await this.log(
+        "error",
+        `${c.id}: the writable layer was not copied into the rootfs: ${errorMessage(err)}`,
+      );
+    } finally {
+      removeLayer(c.id);
+    }
+  }
+
+  /** The layer's archive for the stand-in (within its applyLayer). */
+  async sendLayer(req: RequestOf<"sendLayer">): Promise<ResultOf<"sendLayer">> {
+    this.get(req.id);
+    await sendLayer(this.reaper, this.channel, req.id, req.stream);
+    return {};
+  }
+
+  private log(level: "debug" | "error", message: string): Promise<void> {
+    return this.channel.sendEvent({ t: "event", event: "log", level, message }).catch(() => {});
+  }
+
   private watchExit(c: Container, p: GuestProcess): void {
     this.reaper.watch(p.pid, async (status) => {
       if (p === c.init) c.initExited = true;
@@ -340,11 +396,22 @@ export class Containers {
       if (p.execId) c.execs.delete(p.execId);
       // An OOM kill that ended the init is sent first (the channel keeps the order).
       else c.oom?.flush();
+      // The container's writes are in the host's rootfs before anyone hears it exited.
+      if (p === c.init && c.layerLower) await this.copyLayerBack(c, c.layerLower);
       await this.channel
         .sendEvent({ t: "event", event: "exit", id: c.id, execId: p.execId, status })
         .catch(() => {});
     });
   }
+}
+
+function rootPath(config: Record<string, unknown>): string {
+  return ((config.root ?? {}) as { path?: string }).path ?? "";
+}
+
+/** The share mounted, once per VM (every container's rootfs and volumes are below it). */
+function mountShare(): void {
+  if (!existsSync(join(SHARE_MOUNT, "rootfs"))) mount(SHARE_TAG, SHARE_MOUNT, "9p", 0, NINEP_OPTIONS);
 }
 
 const CLK_TCK = 100;

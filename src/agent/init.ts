@@ -4,7 +4,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { errorMessage } from "../errors.ts";
-import { cstr, libc, ptr, WNOHANG } from "../sys/libc.ts";
+import { cstr, libc, ptr, sysError, WNOHANG } from "../sys/libc.ts";
 
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
@@ -21,11 +21,11 @@ export function mount(source: string, target: string, fstype: string, flags: num
   mkdirSync(target, { recursive: true });
   const d = cstr(data);
   if (libc().mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), ptr(d)) !== 0) {
-    throw new Error(`mount ${fstype} on ${target} failed`);
+    throw sysError("mount", `mount ${fstype} ${source} on ${target}`);
   }
 }
 
-function isMounted(target: string): boolean {
+export function isMounted(target: string): boolean {
   return readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .some((l) => l.split(" ")[1] === target);

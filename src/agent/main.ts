@@ -87,8 +87,12 @@ export async function runAgent(_argv: string[]): Promise<void> {
       prepareNetwork();
       return {};
     },
+    sendLayer: (args) => containers.sendLayer(args),
     dns: async () => {
       throw new Error("dns is answered by the host (the stand-in), not the agent");
+    },
+    applyLayer: async () => {
+      throw new Error("applyLayer is done by the host (the stand-in), not the agent");
     },
     // The VM's own state: the stand-in's hub answers these on the host.
     connectNetwork: async () => {

@@ -21,7 +21,8 @@ export interface GuestProcess {
 
 const CONSOLE_SOCKET_WAIT_MS = 30_000;
 
-function makePipe(): [number, number] {
+/** A kernel pipe, both ends close-on-exec (a child gets one as its stdio, dup2-ed). */
+export function makePipe(): [number, number] {
   const fds = new Int32Array(2);
   if (libc().pipe2(ptr(fds), O_CLOEXEC) !== 0) throw new Error("pipe2 failed");
   return [fds[0] as number, fds[1] as number];

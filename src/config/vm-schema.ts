@@ -7,6 +7,9 @@ import { z } from "zod";
  *   "kernel":{"path","parameters":[],"initrd"},"image":{"path","format"}}
  * Both are normalised into VmConfig. Unknown fields are kept (and ignored).
  */
+/** config/writable-layer.ts */
+export const WRITABLE_LAYERS = ["share", "guest", "guest-memory"] as const;
+
 const nonEmpty = z.string().min(1, "expected a non-empty string");
 
 /** This runtime's own settings, accepted in both shapes. */
@@ -21,6 +24,13 @@ const Extensions = {
   vcpus: z.number().int().min(1).max(255).optional(),
   /** Memory (MiB) of a VM whose container sets no memory limit, and the least any VM gets (default 256). */
   memory: z.number().int().min(128).optional(),
+  /**
+   * Where a container's writes to its rootfs go while it runs: "share" (default: through the
+   * 9p share, on the host at once), "guest" (a layer on a disk of the VM's own) or
+   * "guest-memory" (a layer in the guest's memory), either copied to the host's rootfs when
+   * the container's init exits (config/writable-layer.ts).
+   */
+  writableLayer: z.enum(WRITABLE_LAYERS).optional(),
 };
 
 const LegacyVm = z.looseObject({
@@ -68,6 +78,7 @@ export interface VmConfig {
   networkInterfaces?: number;
   vcpus?: number;
   memoryMiB?: number;
+  writableLayer?: (typeof WRITABLE_LAYERS)[number];
 }
 
 function splitParams(p: string | string[] | undefined): string[] {
@@ -99,6 +110,7 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
       networkInterfaces: v.networkInterfaces,
       vcpus: v.vcpus,
       memoryMiB: v.memory,
+      writableLayer: v.writableLayer,
     };
   }
   const v = parsed.data as z.infer<typeof SpecVm>;
@@ -115,5 +127,6 @@ export const VmSchema = z.unknown().transform((raw, ctx): VmConfig => {
     networkInterfaces: v.networkInterfaces,
     vcpus: v.vcpus,
     memoryMiB: v.memory,
+    writableLayer: v.writableLayer,
   };
 });

@@ -6,11 +6,14 @@ import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { v4 as uuidv4 } from "uuid";
 import type { ResolvedBundle } from "../config/resolver.ts";
+import { guestLayer } from "../config/writable-layer.ts";
 import { RuntimeError } from "../errors.ts";
+import type { GuestLayerKind } from "../protocol/guest-layout.ts";
 import { shareSecurityModel } from "../sys/privilege.ts";
 import { type AccelChoice, chooseAccel } from "./accel.ts";
 import { readHypervisorArgs } from "./args-file.ts";
 import { expand, kernelCmdline } from "./expander.ts";
+import { layerDiskArgs } from "./layer-disk.ts";
 import { DEFAULT_NICS, type NicBackend, nicArgs } from "./nics.ts";
 
 export const DEFAULT_MEMORY_MIB = 256;
@@ -30,6 +33,8 @@ export interface VmPlan {
   image: string;
   /** Network cards (nics.ts): card i is backed by the fd TAP_FD_BASE+i, a tap. */
   nics: number;
+  /** The container's writable layer in the guest (config/writable-layer.ts); "disk": at VM_FILES.layer. */
+  layer?: GuestLayerKind;
 }
 
 /**
@@ -59,6 +64,8 @@ export const VM_FILES = {
   shared: "shared",
   /** One launch file and one pid file per running exec (ps -f json lists the live ones). */
   execs: "execs",
+  /** The writable layer's disk (hypervisor/layer-disk.ts), when the container has one. */
+  layer: "layer.ext4",
 } as const;
 
 /**
@@ -139,7 +146,13 @@ export function planVm(
     );
   }
   const nics = vm.networkInterfaces ?? DEFAULT_NICS;
-  const args = [...expanded.args, ...nicArgs(nics, nicBackend), ...vm.hypervisorParameters];
+  const layer = guestLayer(r);
+  const args = [
+    ...expanded.args,
+    ...nicArgs(nics, nicBackend),
+    ...(layer === "disk" ? layerDiskArgs(join(stateDir, VM_FILES.layer)) : []),
+    ...vm.hypervisorParameters,
+  ];
   const size = vmSize(args, memoryMiB);
   return {
     path,
@@ -154,6 +167,7 @@ export function planVm(
     initrd,
     image,
     nics,
+    layer,
   };
 }
 

@@ -18,6 +18,7 @@ import { connectUnixRetry } from "../protocol/socket.ts";
 import { unmountAndRemove } from "../sys/mounts.ts";
 import { reachAgent, startHypervisor } from "./boot.ts";
 import { planVm, socketPath, VM_FILES } from "./launcher.ts";
+import { makeLayerDisk } from "./layer-disk.ts";
 import { Qmp } from "./qmp.ts";
 
 export const SNAPSHOT = "snapshot";
@@ -89,6 +90,8 @@ export async function buildTemplate(
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
   const plan = planVm(r, dir, "template", "hub", size);
+  // The same devices as its clones, the layer's disk blank: the template's guest never uses it.
+  if (plan.layer === "disk") makeLayerDisk(join(dir, VM_FILES.layer), false);
   const memory = join(dir, MEMORY);
   // The guest's RAM lands in this file as the guest touches it: a filesystem that fills up
   // under it kills QEMU (SIGBUS) at some page. Room for all of it is asked first.

@@ -127,6 +127,7 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       memory: plan.memoryMiB,
       vcpus: plan.vcpus,
       nics: plan.nics,
+      layer: plan.layer,
       share: shareSecurityModel(),
       runtime: fileId(process.execPath),
     }),

@@ -5,8 +5,10 @@
  * container stops, as runc's does; its state stays until `delete` (runc removes it: the
  * managers delete it themselves, and a stopped state answers them as they expect).
  */
+
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { WRITABLE_LAYER_ANNOTATION } from "../config/writable-layer.ts";
 import { RuntimeError } from "../errors.ts";
 import { CHECKPOINT_EXTERNALS } from "../protocol/guest-layout.ts";
 import { forwardSignals } from "../standin/forward.ts";
@@ -104,6 +106,11 @@ export async function checkpointContainer(
   // One VM holds the pod: a dump of one container's tree would not bring the pod back.
   if (s.pod || podRole(id, s.annotations, `${id}'s state`).kind === "sandbox")
     throw new RuntimeError(`checkpoint of a pod's container is not supported (container "${id}" is one)`);
+  // Its rootfs writes are in the VM until its init exits: a restore elsewhere would lack them.
+  if (s.vm?.guestLayer)
+    throw new RuntimeError(
+      `checkpoint of a container with its writable layer in the guest is not supported (container "${id}": vm.json "writableLayer" or annotation "${WRITABLE_LAYER_ANNOTATION}")`,
+    );
   const imagesDir = criuDir(flags.imagePath, "--image-path");
   const workDir = flags.workPath ? criuDir(flags.workPath, "--work-path") : imagesDir;
   await callStandin(ctx.store.dir(id), id, "checkpoint", {

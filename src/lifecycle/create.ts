@@ -7,9 +7,11 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
+import { guestLayer, WRITABLE_LAYER_ANNOTATION } from "../config/writable-layer.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { realHost } from "../hypervisor/accel.ts";
-import { defaultVmSize, planVm } from "../hypervisor/launcher.ts";
+import { defaultVmSize, planVm, VM_FILES } from "../hypervisor/launcher.ts";
+import { makeLayerDisk } from "../hypervisor/layer-disk.ts";
 import {
   discardTemplate,
   ensureTemplate,
@@ -148,6 +150,8 @@ export function checkCreateRequest(ctx: RuntimeContext, id: string, flags: Creat
   if (!terminal && flags.consoleSocket) {
     throw new RuntimeError("--console-socket given but process.terminal is not true in config.json");
   }
+  // Before any VM work: a refused writable layer (pods) is an error naming its annotation.
+  guestLayer(r);
   return { r, terminal, ownUserNamespace, role: podRole(id, r.oci.annotations, r.configFile) };
 }
 
@@ -188,6 +192,11 @@ export async function create(
   if (!taps)
     ctx.logger.debug(`${id}: /dev/net/tun cannot be opened by this user: the VM's cards have no taps`);
   const plan = planVm(r, dir, id, taps ? "tap" : "hub", size);
+  // Its copy into the rootfs unpacks in a mount namespace of the stand-in's (standin/layer.ts).
+  if (plan.layer && ownUserNamespace)
+    throw new RuntimeError(
+      `${r.configFile}: a writable layer in the guest (vm.json "writableLayer", annotation "${WRITABLE_LAYER_ANNOTATION}") is not supported when run as a user`,
+    );
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {
@@ -202,6 +211,7 @@ export async function create(
       name: plan.name,
       vcpus: plan.vcpus,
       memoryMiB: plan.memoryMiB,
+      guestLayer: plan.layer,
     },
   });
   let standin: StartedStandin | undefined;
@@ -214,6 +224,7 @@ export async function create(
     );
     if (cgroup) ctx.store.update(id, (s) => ({ ...s, hostCgroup: cgroup }));
     saveConfig(dir, r.oci);
+    if (plan.layer === "disk") makeLayerDisk(join(dir, VM_FILES.layer), true);
     const timeout = bootTimeoutMs(plan.accel.accel);
     const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
       vcpus: plan.vcpus,
@@ -242,6 +253,7 @@ export async function create(
         detached,
         network,
         nics: plan.nics,
+        guestLayer: plan.layer,
         taps,
         incoming,
         cgroup: cgroup?.dirs,

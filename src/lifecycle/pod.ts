@@ -6,13 +6,8 @@
  * the sandbox's IPC, UTS and PID namespaces when its configuration names them. Without
  * the annotations a container is alone in its VM.
  */
+import { POD_ANNOTATIONS } from "../config/pod-annotations.ts";
 import { RuntimeError } from "../errors.ts";
-
-/** containerd's CRI plugin, then CRI-O: the annotation of the role, and of the sandbox's id. */
-export const POD_ANNOTATIONS = [
-  { type: "io.kubernetes.cri.container-type", sandbox: "io.kubernetes.cri.sandbox-id" },
-  { type: "io.kubernetes.cri-o.ContainerType", sandbox: "io.kubernetes.cri-o.SandboxID" },
-] as const;
 
 export type PodRole = { kind: "alone" } | { kind: "sandbox" } | { kind: "member"; sandbox: string };
 

@@ -2,6 +2,7 @@
  * Names both sides of the VM agree on, beside the messages: where the guest mounts the
  * workload share, and what the guest calls its network cards.
  */
+import { z } from "zod";
 
 /** Where the guest mounts the 9p share (the host's `<state>/shared`). */
 export const GUEST_SHARE = "/run/cc/shared";
@@ -24,3 +25,13 @@ export const CHECKPOINT_EXTERNALS = "cc-externals.json";
 export function podShareDir(id: string): string {
   return `pods/${id}/`;
 }
+
+/** The serial of the disk of a container's writable layer (hypervisor/layer-disk.ts, agent/layer.ts). */
+export const LAYER_DISK_SERIAL = "cc-layer";
+
+/**
+ * Where a container's writable layer in the guest lives (config/writable-layer.ts): on the
+ * VM's own disk (ext4), or in the guest's memory (tmpfs).
+ */
+export const GuestLayerKind = z.enum(["disk", "memory"]);
+export type GuestLayerKind = z.infer<typeof GuestLayerKind>;

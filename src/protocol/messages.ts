@@ -19,8 +19,9 @@
  *    |-- shutdown ------------------------->|   agent syncs and powers the VM off
  */
 import { z } from "zod";
+import { GuestLayerKind } from "./guest-layout.ts";
 
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** Stream ids of one process's stdio; with a terminal only `tty` is used (both ways). */
 export const Stdio = z.object({
@@ -85,6 +86,11 @@ export const Calls = {
        * namespaces of the sandbox container's init (the guest fills in their paths).
        */
       pod: z.object({ sandbox: id, join: z.array(z.enum(["pid", "ipc", "uts"])) }).optional(),
+      /**
+       * The rootfs is an overlay: the share's rootfs below, the VM's layer disk above, copied
+       * into the share when the init exits, before its exit event (agent/layer.ts).
+       */
+      guestLayer: GuestLayerKind.optional(),
     }),
     result: z.object({ pid: z.number().int() }),
   },
@@ -154,6 +160,18 @@ export const Calls = {
     result: z.object({ answer: z.string() }),
   },
   /**
+   * From the agent to the stand-in, when the init of a container whose writable layer is in
+   * the guest has exited (agent/layer.ts): the stand-in unpacks the layer into the host's
+   * rootfs (standin/layer.ts), asking for it with sendLayer, and answers once it is there.
+   * The agent reports the exit after this answer.
+   */
+  applyLayer: { request: z.object({ id }), result: z.object({}) },
+  /** To the agent, within applyLayer: the layer as a tar archive on `stream`, then its EOF. */
+  sendLayer: {
+    request: z.object({ id, stream: z.number().int().positive() }),
+    result: z.object({}),
+  },
+  /**
    * Answered by the stand-in's hub (create calls it once its hooks ran): the namespace is
    * scanned, each interface joined to its tap, and the guest told (`network` above).
    */
@@ -217,6 +235,9 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   prepare: 10_000,
   network: 10_000,
   dns: 6_000,
+  // A layer of gigabytes through the agent's port under TCG.
+  applyLayer: 3_600_000,
+  sendLayer: 3_600_000,
   connectNetwork: 15_000,
   pause: 10_000,
   resume: 10_000,
@@ -243,11 +264,14 @@ export const Envelope = z.union([
     status: z.number().int(),
   }),
   z.object({ t: z.literal("event"), event: z.literal("oom"), id }),
-  /** A fault or a degraded feature in the agent, for the runtime's log (the guest lives on). */
+  /**
+   * A fault or a degraded feature in the agent, for the runtime's log (the guest lives on);
+   * debug: what the agent did that the log's reader may want to time (a layer's copy).
+   */
   z.object({
     t: z.literal("event"),
     event: z.literal("log"),
-    level: z.enum(["warning", "error"]),
+    level: z.enum(["debug", "warning", "error"]),
     message: z.string(),
   }),
 ]);

@@ -25,6 +25,7 @@ import { forwardSignals, relayWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
+import { applyLayer } from "./layer.ts";
 import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
 import { recordJoined } from "./network-record.ts";
 import { bindShares } from "./share.ts";
@@ -127,9 +128,16 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
       log.phase(spec.id, "restored");
     }
     const ready = await reachAgent(vm, dir, deadline, spec.bootTimeoutMs, (channel) => {
-      // The one request the agent makes: a DNS query for the container's namespace, to one of
-      // the name servers this stand-in handed it (the guest picks no address of its own here).
+      // The agent's requests: a DNS query for the container's namespace, to one of the name
+      // servers this stand-in handed it (the guest picks no address of its own here); the
+      // writable layer into the rootfs, when the init of a container with one has exited.
       channel.onRequest = async (op, args) => {
+        if (op === "applyLayer" && spec.guestLayer) {
+          const { id } = args as RequestOf<"applyLayer">;
+          if (id !== spec.id) throw new Error(`applyLayer: container "${id}" is not this VM's`);
+          await applyLayer(channel, id, dir, join(shared, "rootfs"));
+          return {};
+        }
         if (op !== "dns") throw new Error(`unexpected request ${op}`);
         const { server, query } = args as RequestOf<"dns">;
         if (!relayed.includes(server))
@@ -141,6 +149,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
         if (ev.event !== "log") return onWorkloadEvent(ev);
         const line = `${spec.id}: guest agent: ${ev.message}`;
         if (ev.level === "error") log.error(line);
+        else if (ev.level === "debug") log.debug(line);
         else log.warn(line);
       };
     });
@@ -164,6 +173,7 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
           config: spec.guestConfig,
           stdio: io.stdio,
           consoleSize: io.consoleSize,
+          guestLayer: spec.guestLayer,
         });
     io.startInput();
     log.phase(spec.id, "guest-created");

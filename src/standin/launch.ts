@@ -5,6 +5,7 @@
  */
 import { closeSync, writeSync } from "node:fs";
 import { z } from "zod";
+import { GuestLayerKind } from "../protocol/guest-layout.ts";
 import { fdReader } from "../sys/fdstream.ts";
 
 /** The caller's logging (log.ts LoggerOptions), so a stand-in logs where its caller does. */
@@ -50,6 +51,8 @@ export const ContainerLaunch = z.object({
   nics: z.number().int().min(0),
   /** false: the cards are hub ports (nics.ts "hub"), no tap is opened. */
   taps: z.boolean(),
+  /** The container writes to a layer on the VM's own disk (config/writable-layer.ts). */
+  guestLayer: GuestLayerKind.optional(),
   /** A template snapshot to restore instead of booting (hypervisor/template.ts). */
   incoming: z.string().optional(),
   /**

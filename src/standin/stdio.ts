@@ -12,8 +12,11 @@ import { fdReader, fdWriter } from "../sys/fdstream.ts";
 import { setNonBlocking } from "../sys/libc.ts";
 import { getWinsize, openPty, setRaw } from "../sys/pty.ts";
 
-/** Stream ids of the stand-in's own process (hub clients get theirs mapped above 100). */
-export const STREAMS = { stdin: 1, stdout: 2, stderr: 3, tty: 4 } as const;
+/**
+ * Stream ids of the stand-in's own process (hub clients get theirs mapped above 100); layer:
+ * the writable layer's archive at the init's exit (standin/layer.ts).
+ */
+export const STREAMS = { stdin: 1, stdout: 2, stderr: 3, tty: 4, layer: 5 } as const;
 
 export interface HostStdio {
   stdio: Stdio;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GuestLayerKind } from "../protocol/guest-layout.ts";
 
 export const STATUSES = ["creating", "created", "running", "paused", "stopped"] as const;
 export type Status = (typeof STATUSES)[number];
@@ -24,6 +25,8 @@ export const VmInfo = z.object({
   qemu: HostProcess.optional(),
   /** The template memory file this VM maps privately (restored from it), if any. */
   template: z.string().optional(),
+  /** The container's writes go to a layer on the VM's own disk (config/writable-layer.ts). */
+  guestLayer: GuestLayerKind.optional(),
 });
 export type VmInfo = z.infer<typeof VmInfo>;
 

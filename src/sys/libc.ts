@@ -58,6 +58,7 @@ const symbols = {
     returns: FFIType.i32,
   },
   umount2: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  lgetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
   sethostname: { args: [FFIType.cstring, FFIType.u64], returns: FFIType.i32 },
   reboot: { args: [FFIType.i32], returns: FFIType.i32 },
   sync: { args: [], returns: FFIType.void },
