@@ -360,13 +360,18 @@ export class Containers {
     c.layerLower = undefined;
     const t0 = performance.now();
     try {
-      const listed = prepareCopy(c.id, lower);
+      const { entries, failed } = prepareCopy(c.id, lower);
+      if (failed.length)
+        await this.log(
+          "error",
+          `${c.id}: writable layer: ${failed.length} removals failed in the rootfs: ${failed.slice(0, 5).join(", ")}`,
+        );
       const t1 = performance.now();
       await this.channel.call("applyLayer", { id: c.id });
       const ms = (a: number, b: number) => `${(b - a).toFixed(0)} ms`;
       await this.log(
         "debug",
-        `${c.id}: writable layer copied into the rootfs: ${listed} entries (marks ${ms(t0, t1)}, archive ${ms(t1, performance.now())})`,
+        `${c.id}: writable layer copied into the rootfs: ${entries} entries (marks ${ms(t0, t1)}, archive ${ms(t1, performance.now())})`,
       );
     } catch (err) {
       await this.log(
@@ -374,18 +379,24 @@ export class Containers {
         `${c.id}: the writable layer was not copied into the rootfs: ${errorMessage(err)}`,
       );
     } finally {
-      removeLayer(c.id);
+      await removeLayer(c.id);
     }
   }
 
   /** The layer's archive for the stand-in (within its applyLayer). */
   async sendLayer(req: RequestOf<"sendLayer">): Promise<ResultOf<"sendLayer">> {
     this.get(req.id);
-    await sendLayer(this.reaper, this.channel, req.id, req.stream);
+    await sendLayer(
+      this.reaper,
+      this.channel,
+      req.id,
+      req.stream,
+      (m) => void this.log("warning", `${req.id}: ${m}`),
+    );
     return {};
   }
 
-  private log(level: "debug" | "error", message: string): Promise<void> {
+  private log(level: "debug" | "warning" | "error", message: string): Promise<void> {
     return this.channel.sendEvent({ t: "event", event: "log", level, message }).catch(() => {});
   }
 

@@ -13,8 +13,20 @@
  * opaque directory (trusted.overlay.opaque=y) replaces the share's, and an entry whose type
  * changed (a directory where a file was, or the other way round) removes the share's first.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { errorMessage } from "../errors.ts";
 import type { Channel } from "../protocol/channel.ts";
 import { type GuestLayerKind, LAYER_DISK_SERIAL } from "../protocol/guest-layout.ts";
 import { cstr, libc, ptr, sysError } from "../sys/libc.ts";
@@ -75,12 +87,21 @@ export async function mountLayer(
 ): Promise<string> {
   await mountLayers(reaper, kind);
   const d = layerDirs(id);
-  mkdirSync(d.upper, { recursive: true });
-  mkdirSync(d.work, { recursive: true });
-  // Plain overlayfs: no index, no redirects (a renamed directory is copied up whole, so the
-  // layer holds only names and contents tar can copy), inode numbers the share's own.
-  const options = `lowerdir=${lower},upperdir=${d.upper},workdir=${d.work},index=off,redirect_dir=off,metacopy=off,xino=off`;
-  mount("overlay", d.root, "overlay", 0, options);
+  try {
+    mkdirSync(d.upper, { recursive: true });
+    mkdirSync(d.work, { recursive: true });
+    // The overlay's root is the layer's: it takes the rootfs's owner and mode (copied back as "./").
+    const top = lstatSync(lower);
+    chownSync(d.upper, top.uid, top.gid);
+    chmodSync(d.upper, top.mode & 0o7777);
+    // Plain overlayfs: no index, no redirects (a renamed directory is copied up whole, so the
+    // layer holds only names and contents tar can copy), inode numbers the share's own.
+    const options = `lowerdir=${lower},upperdir=${d.upper},workdir=${d.work},index=off,redirect_dir=off,metacopy=off,xino=off`;
+    mount("overlay", d.root, "overlay", 0, options);
+  } catch (err) {
+    rmSync(join(DISK_MOUNT, id), { recursive: true, force: true });
+    throw err;
+  }
   return d.root;
 }
 
@@ -90,47 +111,87 @@ function isOpaque(dir: string): boolean {
   return n === 1 && buf[0] === "y".charCodeAt(0);
 }
 
-/** The names of the directories in `dir` (in the share): one readdir, not a stat per name. */
-function directoryNames(dir: string): Set<string> {
+/**
+ * What the share has in `dir`, name -> is it a directory: one readdir, not a stat per name
+ * (a stat only where the share gives no type, DT_UNKNOWN).
+ */
+function shareEntries(dir: string): Map<string, boolean> {
+  const m = new Map<string, boolean>();
   try {
-    return new Set(
-      readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory())
-        .map((e) => e.name),
-    );
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const typed =
+        e.isDirectory() ||
+        e.isFile() ||
+        e.isSymbolicLink() ||
+        e.isFIFO() ||
+        e.isSocket() ||
+        e.isBlockDevice() ||
+        e.isCharacterDevice();
+      m.set(e.name, typed ? e.isDirectory() : isDirectory(join(dir, e.name)));
+    }
   } catch {
-    return new Set();
+    // Not there (any more): nothing of it stands in the way.
+  }
+  return m;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Removals through the share go on past one that fails: every failure is reported at the end. */
+class Removals {
+  readonly failed: string[] = [];
+  remove(path: string): void {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch (err) {
+      this.failed.push(`${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    }
   }
 }
 
 /**
  * The layer's entries below `rel` applied to the share as removals, and listed (parents
- * first) for tar. `shareDirs`: the directories the share has in this directory (undefined:
- * the share has no such directory). A directory of the layer that is not opaque stands over
- * nothing or over a directory (overlayfs makes one over a removed name opaque), so only a
- * file over a directory needs finding, by one readdir of each directory, not a stat a name.
- * In the guest nothing is mounted below the share's rootfs (the container's volumes are
- * mounts in its own namespace, of mounts/N): a removal here is what the container's `rm -r`
- * through the share would have been.
+ * first) for tar. `share`: what the share has in this directory (undefined: no such
+ * directory). Whatever in the share stands where the layer has another kind of entry goes: a
+ * whiteout's name, everything below an opaque directory, a directory under a file, a file
+ * (or symlink) under a directory. overlayfs makes a directory over a removed name opaque, but
+ * the share may have changed under the container (`docker cp`), so each name is checked, by
+ * one readdir of each of the share's directories. In the guest nothing is mounted below the
+ * share's rootfs (the container's volumes are mounts in its own namespace, of mounts/N): a
+ * removal here is what the container's `rm -r` through the share would have been.
  */
-function prepare(upper: string, lower: string, rel: string, list: string[], shareDirs?: Set<string>): void {
+function prepare(
+  upper: string,
+  lower: string,
+  rel: string,
+  list: string[],
+  out: Removals,
+  share?: Map<string, boolean>,
+): void {
   // The layer's types from its readdir (d_type): a stat only for a character device.
   for (const entry of readdirSync(join(upper, rel), { withFileTypes: true })) {
     const name = entry.name;
     const r = rel ? `${rel}/${name}` : name;
     const target = join(lower, r);
+    const there = share?.get(name);
     if (entry.isCharacterDevice() && lstatSync(join(upper, r)).rdev === 0) {
-      rmSync(target, { recursive: true, force: true });
+      if (there !== undefined) out.remove(target);
       continue;
     }
     list.push(r);
     if (!entry.isDirectory()) {
-      if (shareDirs?.has(name)) rmSync(target, { recursive: true, force: true });
-    } else if (isOpaque(join(upper, r))) {
-      rmSync(target, { recursive: true, force: true });
-      prepare(upper, lower, r, list);
+      if (there === true) out.remove(target);
+    } else if (there !== undefined && (there === false || isOpaque(join(upper, r)))) {
+      out.remove(target);
+      prepare(upper, lower, r, list, out);
     } else {
-      prepare(upper, lower, r, list, shareDirs?.has(name) ? directoryNames(target) : undefined);
+      prepare(upper, lower, r, list, out, there ? shareEntries(target) : undefined);
     }
   }
 }
@@ -138,29 +199,42 @@ function prepare(upper: string, lower: string, rel: string, list: string[], shar
 /**
  * The copy's first half, at the exit of the container's init (its processes are gone, and
  * with them its PID namespace): the overlay unmounted, overlayfs's marks applied to the
- * share, and the list of what the archive (sendLayer) will hold.
+ * share, and the list of what the archive (sendLayer) will hold: the rootfs itself ("./",
+ * its owner, mode and times), then every entry of the layer, parents first.
  */
-export function prepareCopy(id: string, lower: string): number {
+export function prepareCopy(id: string, lower: string): { entries: number; failed: string[] } {
   const d = layerDirs(id);
   if (libc().umount2(cstr(d.root), MNT_DETACH) !== 0) throw sysError("umount2", d.root);
   const list: string[] = [];
-  prepare(d.upper, lower, "", list, directoryNames(lower));
-  writeFileSync(listFile(id), list.map((r) => `./${r}\0`).join(""));
-  return list.length;
+  const out = new Removals();
+  prepare(d.upper, lower, "", list, out, shareEntries(lower));
+  writeFileSync(listFile(id), ["", ...list].map((r) => `./${r}\0`).join(""));
+  return { entries: list.length, failed: out.failed };
 }
 
 function listFile(id: string): string {
   return join(DISK_MOUNT, `${id}.list`);
 }
 
+/** The archiving tar of each container whose layer is being sent (removeLayer waits for it). */
+const sending = new Map<string, Subprocess>();
+
 /**
  * The layer's entries (prepareCopy's list) as one tar archive on `stream` to the host, which
  * unpacks it into the rootfs (standin/layer.ts): one stream instead of a round trip to the
  * host for each create, write, chown, chmod and utime of every file (~7 ms a file under TCG).
- * Extended attributes: user.* only, those the share would have taken from the container
- * (QEMU may not set the others on the host: trusted.*, security.capability).
+ * POSIX ACLs and user.* xattrs are kept: what the share would have taken from the container
+ * (QEMU may set no trusted.* or security.capability on the host). An EOF from the host ends
+ * it early (its tar failed). tar's exit 1 (a file changed as it was read: a process outlived
+ * the init) is a warning, not a failure: what it read is sent.
  */
-export async function sendLayer(reaper: Reaper, channel: Channel, id: string, stream: number): Promise<void> {
+export async function sendLayer(
+  reaper: Reaper,
+  channel: Channel,
+  id: string,
+  stream: number,
+  warn: (message: string) => void,
+): Promise<void> {
   const d = layerDirs(id);
   const tar = spawnReaped(
     reaper,
@@ -174,25 +248,42 @@ export async function sendLayer(reaper: Reaper, channel: Channel, id: string, st
       listFile(id),
       "--numeric-owner",
       "-S",
+      "--acls",
       "--xattrs",
       "-cf",
       "-",
     ],
     ["ignore", "pipe", "pipe"],
   );
+  sending.set(id, tar);
+  channel.onStream(
+    stream,
+    () => undefined,
+    () => tar.kill("SIGKILL"),
+  );
   const errors = new Response(tar.stderr as ReadableStream).text();
+  let sent = false;
   try {
     for await (const chunk of tar.stdout as ReadableStream<Uint8Array>) await channel.sendData(stream, chunk);
+    sent = true;
   } finally {
+    channel.dropStream(stream);
+    // The channel failed mid-archive: tar would wait on a pipe nobody reads.
+    if (!sent) tar.kill("SIGKILL");
     await channel.sendEof(stream).catch(() => {});
   }
   const code = await tar.exited;
-  if (code !== 0)
-    throw new Error(`archiving the writable layer failed (tar exit ${code}): ${(await errors).trim()}`);
+  sending.delete(id);
+  const said = (await errors).trim().split("\n").slice(-3).join(" | ");
+  if (code === 1) warn(`archiving the writable layer: ${said}`);
+  else if (code !== 0) throw new Error(`archiving the writable layer failed (tar exit ${code}): ${said}`);
 }
 
-/** After the copy (done or failed): the layer's files on the VM's disk are not kept. */
-export function removeLayer(id: string): void {
+/** After the copy (done or failed): its archiving stopped, the layer's files on the VM's disk gone. */
+export async function removeLayer(id: string): Promise<void> {
+  const tar = sending.get(id);
+  tar?.kill("SIGKILL");
+  await tar?.exited;
   rmSync(listFile(id), { force: true });
   rmSync(join(DISK_MOUNT, id), { recursive: true, force: true });
 }

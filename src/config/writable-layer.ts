@@ -17,11 +17,12 @@
  * not see those writes, and a VM that dies first (killed, host crash) loses them.
  *
  * Set per container by the annotation, else for every container by vm.json. A pod's
- * containers share one VM and write through the share: the annotation on one of them is an
- * error, vm.json's setting does not apply to them.
+ * containers share one VM and write through the share, and so do a user's: the annotation on
+ * one of them is an error, vm.json's setting does not apply to them.
  */
 import { RuntimeError } from "../errors.ts";
 import type { GuestLayerKind } from "../protocol/guest-layout.ts";
+import { privilege } from "../sys/privilege.ts";
 import { POD_ANNOTATIONS } from "./pod-annotations.ts";
 import type { ResolvedBundle } from "./resolver.ts";
 import { WRITABLE_LAYERS } from "./vm-schema.ts";
@@ -42,15 +43,22 @@ function inPod(r: ResolvedBundle): boolean {
   return POD_ANNOTATIONS.some((keys) => r.oci.annotations?.[keys.type] !== undefined);
 }
 
-/** The container's layer in the guest, if it gets one; a read-only rootfs has nothing to copy back. */
-export function guestLayer(r: ResolvedBundle): GuestLayerKind | undefined {
+/**
+ * The container's layer in the guest, if it gets one; a read-only rootfs has nothing to copy
+ * back. A pod's container, or any container of a runtime run as a user (the layer is
+ * unpacked in a mount namespace of the host's root, standin/layer.ts), gets none.
+ */
+export function guestLayer(r: ResolvedBundle, asUser = privilege() === "user"): GuestLayerKind | undefined {
   const wanted = writableLayer(r);
   if (wanted === "share" || r.oci.root?.readonly === true) return undefined;
-  if (inPod(r)) {
-    if (r.oci.annotations?.[WRITABLE_LAYER_ANNOTATION] === undefined) return undefined;
-    throw new RuntimeError(
-      `${r.configFile}: annotation "${WRITABLE_LAYER_ANNOTATION}": "${wanted}" is not supported for a pod's containers (they share one VM and write through the share)`,
-    );
-  }
-  return wanted === "guest" ? "disk" : "memory";
+  const refused = inPod(r)
+    ? "for a pod's containers (they share one VM and write through the share)"
+    : asUser
+      ? "when the runtime is run as a user"
+      : undefined;
+  if (!refused) return wanted === "guest" ? "disk" : "memory";
+  if (r.oci.annotations?.[WRITABLE_LAYER_ANNOTATION] === undefined) return undefined;
+  throw new RuntimeError(
+    `${r.configFile}: annotation "${WRITABLE_LAYER_ANNOTATION}": "${wanted}" is not supported ${refused}`,
+  );
 }

@@ -127,7 +127,8 @@ export function templateKey(r: ResolvedBundle, plan: VmPlan): string {
       memory: plan.memoryMiB,
       vcpus: plan.vcpus,
       nics: plan.nics,
-      layer: plan.layer,
+      // Only the disk changes the devices (a layer in memory is the same VM as the share's).
+      layerDisk: plan.layer === "disk",
       share: shareSecurityModel(),
       runtime: fileId(process.execPath),
     }),

@@ -7,7 +7,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
-import { guestLayer, WRITABLE_LAYER_ANNOTATION } from "../config/writable-layer.ts";
+import { guestLayer } from "../config/writable-layer.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { realHost } from "../hypervisor/accel.ts";
 import { defaultVmSize, planVm, VM_FILES } from "../hypervisor/launcher.ts";
@@ -192,11 +192,6 @@ export async function create(
   if (!taps)
     ctx.logger.debug(`${id}: /dev/net/tun cannot be opened by this user: the VM's cards have no taps`);
   const plan = planVm(r, dir, id, taps ? "tap" : "hub", size);
-  // Its copy into the rootfs unpacks in a mount namespace of the stand-in's (standin/layer.ts).
-  if (plan.layer && ownUserNamespace)
-    throw new RuntimeError(
-      `${r.configFile}: a writable layer in the guest (vm.json "writableLayer", annotation "${WRITABLE_LAYER_ANNOTATION}") is not supported when run as a user`,
-    );
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {

@@ -235,8 +235,9 @@ export const CALL_TIMEOUT_MS: Record<Op, number> = {
   prepare: 10_000,
   network: 10_000,
   dns: 6_000,
-  // A layer of gigabytes through the agent's port under TCG.
-  applyLayer: 3_600_000,
+  // A layer of gigabytes through the agent's port under TCG; the agent's applyLayer outlasts
+  // the stand-in's sendLayer within it (the layer is removed only once nobody reads it).
+  applyLayer: 3_660_000,
   sendLayer: 3_600_000,
   connectNetwork: 15_000,
   pause: 10_000,

@@ -25,7 +25,7 @@ import { forwardSignals, relayWinsize } from "./forward.ts";
 import { Hub } from "./hub.ts";
 import type { ContainerLaunch } from "./launch.ts";
 import { reportReady, watchStarter } from "./launch.ts";
-import { applyLayer } from "./layer.ts";
+import { applyLayer, type LayerUnpack } from "./layer.ts";
 import { ContainerNetwork, enterNetworkNamespace } from "./network.ts";
 import { recordJoined } from "./network-record.ts";
 import { bindShares } from "./share.ts";
@@ -49,6 +49,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
   const dir = spec.stateDir;
   const shared = join(dir, VM_FILES.shared);
   let finishing = false;
+  /** The writable layer's unpacking (standin/layer.ts), once asked for. */
+  let layerUnpack: LayerUnpack | undefined;
+  /** The host's rootfs as the share has it (bound with what is mounted below it). */
+  const rootfsSource = spec.shares.find((s) => s.field === "root.path")?.source ?? join(shared, "rootfs");
   const deadline = Date.now() + spec.bootTimeoutMs;
 
   let qemu: Hypervisor | undefined;
@@ -135,7 +139,10 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
         if (op === "applyLayer" && spec.guestLayer) {
           const { id } = args as RequestOf<"applyLayer">;
           if (id !== spec.id) throw new Error(`applyLayer: container "${id}" is not this VM's`);
-          await applyLayer(channel, id, dir, join(shared, "rootfs"));
+          // Once, at the init's exit: the guest gets no second run of tar on the rootfs.
+          if (layerUnpack) throw new Error("applyLayer: the layer was unpacked (or is being) already");
+          layerUnpack = applyLayer(channel, id, dir, rootfsSource);
+          await layerUnpack.done;
           return {};
         }
         if (op !== "dns") throw new Error(`unexpected request ${op}`);
@@ -199,6 +206,8 @@ export async function runContainerStandin(spec: ContainerLaunch): Promise<number
     const finish = async (status: number) => {
       if (finishing) return;
       finishing = true;
+      // The VM gone during the layer's unpacking: it is stopped before anyone hears of the exit.
+      await layerUnpack?.stop();
       await Promise.race([stdio.drained, Bun.sleep(DRAIN_MS)]);
       recordExit(store, spec.id, status, log);
       // A checkpoint that ended the workload is answered before the agent and the hub go.

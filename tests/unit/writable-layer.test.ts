@@ -30,7 +30,7 @@ describe("writable layer", () => {
   test("the share by default; vm.json's setting; the annotation over it", () => {
     expect(writableLayer(bundle(undefined))).toBe("share");
     expect(guestLayer(bundle(undefined))).toBeUndefined();
-    expect(guestLayer(bundle(undefined, "guest"))).toBe("disk");
+    expect(guestLayer(bundle(undefined, "guest"), false)).toBe("disk");
     expect(guestLayer(bundle(undefined, "guest-memory"))).toBe("memory");
     expect(guestLayer(bundle({ [WRITABLE_LAYER_ANNOTATION]: "share" }, "guest"))).toBeUndefined();
     expect(guestLayer(bundle({ [WRITABLE_LAYER_ANNOTATION]: "guest-memory" }, "share"))).toBe("memory");
@@ -40,6 +40,7 @@ describe("writable layer", () => {
     expect(guestLayer(bundle({ [WRITABLE_LAYER_ANNOTATION]: "guest" }, undefined, true))).toBeUndefined();
     expect(guestLayer(bundle(POD_MEMBER, "guest"))).toBeUndefined();
     expect(guestLayer(bundle({ "io.kubernetes.cri.container-type": "sandbox" }, "guest"))).toBeUndefined();
+    expect(guestLayer(bundle(undefined, "guest"), true)).toBeUndefined();
   });
 
   test("errors name the annotation: a value it does not take, a pod's container asking for a layer", () => {
@@ -48,6 +49,9 @@ describe("writable layer", () => {
     );
     expect(() => guestLayer(bundle({ ...POD_MEMBER, [WRITABLE_LAYER_ANNOTATION]: "guest" }))).toThrow(
       `annotation "${WRITABLE_LAYER_ANNOTATION}": "guest" is not supported for a pod's containers`,
+    );
+    expect(() => guestLayer(bundle({ [WRITABLE_LAYER_ANNOTATION]: "guest-memory" }), true)).toThrow(
+      `"guest-memory" is not supported when the runtime is run as a user`,
     );
   });
 });

@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -73,22 +74,46 @@ const CHANGES = [
   "ln /new/deep/er/f0 /new/deep/hard && ln -s ../old/keep.txt /new/sym",
   "echo owned > /new/owned && chown 1234:5678 /new/owned && touch -d '2001-09-09 01:46:40' /new/owned",
   "echo scratch > /new/scratch && rm /new/scratch",
+  // Refused through the share (Limits: ENXIO); the layer's own filesystem makes it.
+  "mkfifo /new/fifo",
   "rm /old/gone.txt && rm -r /old/dir-gone",
   "rm -r /old/opaque && mkdir /old/opaque && echo z > /old/opaque/z",
   "rm /old/f2d && mkdir /old/f2d && echo inner > /old/f2d/inner",
   "rm -r /old/d2f && echo now-a-file > /old/d2f",
   "echo after > /old/rewrite.txt && chmod 0600 /old/mode.txt && mv /old/renamed-from /old/renamed-to",
+  // The rootfs itself: its mode as the host has it, then changed.
+  "stat -c root-mode:%a /",
+  "chmod 0751 /",
 ].join(" && ");
 
 describe("writable layer in the guest", () => {
+  test("an annotation it does not take is an error naming it, before any VM; nothing is left", async () => {
+    const bundle = makeBundle({
+      args: ["true"],
+      writable: true,
+      edit: (s) => {
+        s.annotations = { [WRITABLE_LAYER_ANNOTATION]: "disk" };
+      },
+    });
+    const r = await rt.run(["create", "--bundle", bundle, "layer-bad"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      `annotation "${WRITABLE_LAYER_ANNOTATION}": expected "share", "guest", "guest-memory", got "disk"`,
+    );
+    expect(existsSync(join(rt.root, "layer-bad"))).toBe(false);
+  });
+
   test("on the layer's disk: everything the container did to its rootfs is on the host after it exited", async () => {
     const { bundle, rootfs } = layered("guest", CHANGES);
     seedOld(rootfs);
+    chmodSync(rootfs, 0o755);
     const r = await rt.run(["--debug", "run", "--bundle", bundle, "layer-disk"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    const [fsType, digest] = r.stdout.trim().split("\n");
+    const [fsType, digest, rootMode] = r.stdout.trim().split("\n");
     expect(fsType).toBe("root:overlay");
+    expect(rootMode).toBe("root-mode:755");
+    expect(lstatSync(rootfs).mode & 0o7777).toBe(0o751);
     expect(`${sha256(join(rootfs, "blob"))}  /blob`).toBe(digest as string);
     expect(lstatSync(join(rootfs, "blob")).size).toBe(3145731);
 
@@ -101,6 +126,7 @@ describe("writable layer in the guest", () => {
     expect([owned.uid, owned.gid, owned.mtimeMs]).toEqual([1234, 5678, 1_000_000_000_000]);
     expect(readdirSync(join(rootfs, "new/empty-dir"))).toEqual([]);
     expect(existsSync(join(rootfs, "new/scratch"))).toBe(false);
+    expect(lstatSync(join(rootfs, "new/fifo")).isFIFO()).toBe(true);
 
     const old = join(rootfs, "old");
     expect(readdirSync(old).sort()).toEqual(
