@@ -13,7 +13,7 @@ import { shareSecurityModel } from "../sys/privilege.ts";
 import { type AccelChoice, chooseAccel } from "./accel.ts";
 import { readHypervisorArgs } from "./args-file.ts";
 import { expand, kernelCmdline } from "./expander.ts";
-import { layerDiskArgs } from "./layer-disk.ts";
+import { LAYER_DISK_DIR, layerDiskArgs } from "./layer-disk.ts";
 import { DEFAULT_NICS, type NicBackend, nicArgs } from "./nics.ts";
 
 export const DEFAULT_MEMORY_MIB = 256;
@@ -33,8 +33,10 @@ export interface VmPlan {
   image: string;
   /** Network cards (nics.ts): card i is backed by the fd TAP_FD_BASE+i, a tap. */
   nics: number;
-  /** The container's writable layer in the guest (config/writable-layer.ts); "disk": at VM_FILES.layer. */
+  /** The container's writable layer in the guest (config/writable-layer.ts). */
   layer?: GuestLayerKind;
+  /** With a layer on a disk: the disk's file (hypervisor/layer-disk.ts). */
+  layerDisk?: string;
 }
 
 /**
@@ -64,7 +66,7 @@ export const VM_FILES = {
   shared: "shared",
   /** One launch file and one pid file per running exec (ps -f json lists the live ones). */
   execs: "execs",
-  /** The writable layer's disk (hypervisor/layer-disk.ts), when the container has one. */
+  /** A template's blank layer disk (hypervisor/layer-disk.ts; a container's is in LAYER_DISK_DIR). */
   layer: "layer.ext4",
 } as const;
 
@@ -103,6 +105,7 @@ export function planVm(
   id: string,
   nicBackend: NicBackend = "tap",
   wanted = defaultVmSize(r),
+  layerDiskFile?: string,
 ): VmPlan {
   const vm = r.vm.vm;
   const src = r.vm.source;
@@ -147,10 +150,11 @@ export function planVm(
   }
   const nics = vm.networkInterfaces ?? DEFAULT_NICS;
   const layer = guestLayer(r);
+  const layerDisk = layer === "disk" ? (layerDiskFile ?? join(LAYER_DISK_DIR, `${uuid}.ext4`)) : undefined;
   const args = [
     ...expanded.args,
     ...nicArgs(nics, nicBackend),
-    ...(layer === "disk" ? layerDiskArgs(join(stateDir, VM_FILES.layer)) : []),
+    ...(layerDisk ? layerDiskArgs(layerDisk) : []),
     ...vm.hypervisorParameters,
   ];
   const size = vmSize(args, memoryMiB);
@@ -168,6 +172,7 @@ export function planVm(
     image,
     nics,
     layer,
+    layerDisk,
   };
 }
 

@@ -1,16 +1,24 @@
 /**
  * The disk of a container's writable layer in the guest (config/writable-layer.ts "guest"):
- * a sparse file in the state directory, ext4 made by the host's mke2fs (e2fsprogs, required
- * on Debian) before the VM starts, a virtio-blk device the guest finds by its serial. The
- * host never mounts it: what the guest wrote there reaches the host only as files the agent
- * copies into the share (agent/layer.ts), never as a filesystem image the host kernel reads.
+ * a sparse file, ext4 made by the host's mke2fs (e2fsprogs, required on Debian) before the VM
+ * starts, a virtio-blk device the guest finds by its serial. The host never mounts it: what
+ * the guest wrote there reaches the host only as files copied into the rootfs at the
+ * container's exit (agent/layer.ts, standin/layer.ts), never as an image the host kernel reads.
+ *
+ * The file is in LAYER_DISK_DIR, not in the state directory: a manager's --root is often a
+ * tmpfs (Docker's /run/docker/runtime-*), where the layer would take the host's memory. Its
+ * name is removed once QEMU has it open (create.ts), so that its blocks go with QEMU however
+ * it ends; delete removes a name that is still there (a create that failed).
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, ftruncateSync } from "node:fs";
+import { closeSync, ftruncateSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { LAYER_DISK_SERIAL } from "../protocol/guest-layout.ts";
 import { openNamed } from "../sys/files.ts";
 
+/** Where the containers' layer disks are made (root's: the guest layer is refused to users). */
+export const LAYER_DISK_DIR = "/var/lib/cc-oci-runtime/layers";
 /** Its size as the guest sees it; on the host it takes only what the guest wrote. */
 export const LAYER_DISK_BYTES = 16 * 1024 ** 3;
 const MKE2FS = "/usr/sbin/mke2fs";
@@ -31,6 +39,7 @@ export function layerDiskArgs(file: string): string[] {
  * template's: its guest never mounts the disk, a clone gets its own formatted one).
  */
 export function makeLayerDisk(file: string, format: boolean): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const fd = openNamed(file, "wx", 0o600);
   try {
     ftruncateSync(fd, LAYER_DISK_BYTES);

@@ -89,9 +89,9 @@ export async function buildTemplate(
 ): Promise<void> {
   unmountAndRemove(dir);
   mkdirSync(join(dir, VM_FILES.shared), { recursive: true, mode: 0o700 });
-  const plan = planVm(r, dir, "template", "hub", size);
   // The same devices as its clones, the layer's disk blank: the template's guest never uses it.
-  if (plan.layer === "disk") makeLayerDisk(join(dir, VM_FILES.layer), false);
+  const plan = planVm(r, dir, "template", "hub", size, join(dir, VM_FILES.layer));
+  if (plan.layerDisk) makeLayerDisk(plan.layerDisk, false);
   const memory = join(dir, MEMORY);
   // The guest's RAM lands in this file as the guest touches it: a filesystem that fills up
   // under it kills QEMU (SIGBUS) at some page. Room for all of it is asked first.

@@ -3,14 +3,14 @@
  * hooks run, pid file written. Any failure undoes everything (destroy) before the error.
  */
 
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
 import { guestLayer } from "../config/writable-layer.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { realHost } from "../hypervisor/accel.ts";
-import { defaultVmSize, planVm, VM_FILES } from "../hypervisor/launcher.ts";
+import { defaultVmSize, planVm } from "../hypervisor/launcher.ts";
 import { makeLayerDisk } from "../hypervisor/layer-disk.ts";
 import {
   discardTemplate,
@@ -207,6 +207,7 @@ export async function create(
       vcpus: plan.vcpus,
       memoryMiB: plan.memoryMiB,
       guestLayer: plan.layer,
+      layerDisk: plan.layerDisk,
     },
   });
   let standin: StartedStandin | undefined;
@@ -219,7 +220,7 @@ export async function create(
     );
     if (cgroup) ctx.store.update(id, (s) => ({ ...s, hostCgroup: cgroup }));
     saveConfig(dir, r.oci);
-    if (plan.layer === "disk") makeLayerDisk(join(dir, VM_FILES.layer), true);
+    if (plan.layerDisk) makeLayerDisk(plan.layerDisk, true);
     const timeout = bootTimeoutMs(plan.accel.accel);
     const { config, shares } = guestConfig(r.oci, id, r.rootfs, {
       vcpus: plan.vcpus,
@@ -302,6 +303,11 @@ export async function create(
       ctx.logger.debug(`${id}: network: ${joined.interfaces.join(", ")} (${ms} ms)`);
     }
     ctx.logger.phase(id, "network-connected");
+    // QEMU has the layer's disk open: without a name its blocks go with QEMU, however it ends.
+    if (plan.layerDisk) {
+      rmSync(plan.layerDisk, { force: true });
+      ctx.store.update(id, (s) => ({ ...s, vm: s.vm && { ...s.vm, layerDisk: undefined } }));
+    }
     if (flags.pidFile) writePidFile(flags.pidFile, ready.pid);
     // A restored container runs already (as runc's restore leaves it).
     handOver(ctx, id, standin, restore ? "restored" : "created");

@@ -2,6 +2,7 @@
  * Removing every trace of a container: stand-in, VM, mounts, sockets, state directory.
  * Used by delete, and by create/start when they fail part-way ("as if never tried").
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { VM_FILES } from "../hypervisor/launcher.ts";
@@ -56,6 +57,8 @@ export async function destroy(store: StateStore, id: string): Promise<void> {
   // A pod's container whose stand-in was killed left its shares in the sandbox's (the
   // sandbox's hub has taken the container itself out of the VM as the stand-in went).
   if (state?.pod) unmountAndRemove(join(store.dir(state.pod.sandbox), VM_FILES.shared, podShareDir(id)));
+  // A create that failed before it unlinked its layer's disk (hypervisor/layer-disk.ts).
+  if (state?.vm?.layerDisk) rmSync(state.vm.layerDisk, { force: true });
   // Everything mounted below the directory (the share: the user's rootfs and volumes)
   // is unmounted and verified gone before anything is removed.
   unmountAndRemove(dir);

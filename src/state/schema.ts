@@ -27,6 +27,8 @@ export const VmInfo = z.object({
   template: z.string().optional(),
   /** The container's writes go to a layer on the VM's own disk (config/writable-layer.ts). */
   guestLayer: GuestLayerKind.optional(),
+  /** Its layer's disk file while it has a name (hypervisor/layer-disk.ts): delete removes it. */
+  layerDisk: z.string().optional(),
 });
 export type VmInfo = z.infer<typeof VmInfo>;
 

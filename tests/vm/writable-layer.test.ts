@@ -19,6 +19,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { WRITABLE_LAYER_ANNOTATION } from "../../src/config/writable-layer.ts";
+import { LAYER_DISK_DIR } from "../../src/hypervisor/layer-disk.ts";
 import { makeBundle } from "../lib/bundle.ts";
 import { Runtime } from "../lib/runtime.ts";
 
@@ -107,6 +108,8 @@ describe("writable layer in the guest", () => {
     const { bundle, rootfs } = layered("guest", CHANGES);
     seedOld(rootfs);
     chmodSync(rootfs, 0o755);
+    const disks = () => (existsSync(LAYER_DISK_DIR) ? readdirSync(LAYER_DISK_DIR).sort() : []);
+    const disksBefore = disks();
     const r = await rt.run(["--debug", "run", "--bundle", bundle, "layer-disk"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -142,6 +145,7 @@ describe("writable layer in the guest", () => {
     // `run` deleted the container, and its layer's disk with its state directory.
     expect((await rt.run(["state", "layer-disk"])).code).not.toBe(0);
     expect(existsSync(join(rt.root, "layer-disk"))).toBe(false);
+    expect(disks()).toEqual(disksBefore);
     expect(readFileSync(rt.log, "utf8")).toMatch(
       /layer-disk: writable layer copied into the rootfs: \d+ entries/,
     );
