@@ -9,6 +9,7 @@
 import { describe } from "bun:test";
 import { existsSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
+import { WRITABLE_LAYER_ANNOTATION } from "../../../src/config/writable-layer.ts";
 import type { TestUser } from "../../lib/user.ts";
 import {
   checkCheckpointSteps,
@@ -76,6 +77,27 @@ export function podmanMatrix(name: string, title: string, user?: () => TestUser)
         await runRmEchoHi(cli, s, "e2e-rm");
       });
 
+      // Root's: a user's runtime refuses the guest layer.
+      if (!user) {
+        go("layer", "podman run --annotation io.cc-oci-runtime.writable-layer=guest", async (s) => {
+          const name = "e2e-layer";
+          const script = `echo in-the-layer > /made && awk '$2=="/"{print $3}' /proc/mounts`;
+          const annotation = `${WRITABLE_LAYER_ANNOTATION}=guest`;
+          await s.need(
+            "run",
+            podman.podman([...RUN, "--name", name, "--annotation", annotation, IMAGE, "sh", "-c", script], {
+              timeout: BOOT_MS,
+            }),
+          );
+          // The layer is in podman's rootfs once the container has exited: diff, mount see it.
+          await s.step("diff", podman.podman(["diff", name], { timeout: 60_000 }));
+          const mounted = await s.need("mount", podman.podman(["mount", name], { timeout: 60_000 }));
+          s.facts.made = readFileSync(join(mounted.stdout.trim(), "made"), "utf8");
+          await podman.podman(["umount", name], { timeout: 60_000 });
+          await s.step("rm", podman.podman(["rm", name], { timeout: 60_000 }));
+        });
+      }
+
       // Checkpoints need root's podman; it checkpoints only with a runtime named runc or
       // crun (its check is by name): the runtime under a link named runc.
       if (user) return;
@@ -110,6 +132,24 @@ export function podmanMatrix(name: string, title: string, user?: () => TestUser)
       );
     }
     e2e.test("run --rm IMAGE echo hi", "rm", checkRunRmEchoHi);
+
+    if (!user) {
+      e2e.test(
+        "a writable layer in the guest: the container's file in podman's rootfs after it exited",
+        "layer",
+        (s) => {
+          s.check("run", { code: 0, stdout: "overlay\n" });
+          s.check("diff", { code: 0, stdout: /^A \/made$/m });
+          s.fact<string>(
+            "made",
+            (v) => v === "in-the-layer\n",
+            "the file the container made, in its rootfs",
+            "mount",
+          );
+          s.check("rm", { code: 0 });
+        },
+      );
+    }
 
     e2e.test("run -d, then exec", "long", (s) => {
       s.check("run", { code: 0, stdout: /^[0-9a-f]{64}\n$/ });
