@@ -7,7 +7,7 @@ import { readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OCI_VERSION } from "../config/build.ts";
 import { resolveBundle } from "../config/resolver.ts";
-import { guestLayer } from "../config/writable-layer.ts";
+import { guestLayer, WRITABLE_LAYER_ANNOTATION } from "../config/writable-layer.ts";
 import { errorMessage, RuntimeError } from "../errors.ts";
 import { realHost } from "../hypervisor/accel.ts";
 import { defaultVmSize, planVm } from "../hypervisor/launcher.ts";
@@ -192,6 +192,11 @@ export async function create(
   if (!taps)
     ctx.logger.debug(`${id}: /dev/net/tun cannot be opened by this user: the VM's cards have no taps`);
   const plan = planVm(r, dir, id, taps ? "tap" : "hub", size);
+  // A restored tree runs at once from the rootfs as the checkpoint left it: no layer over it.
+  if (restore && plan.layer)
+    throw new RuntimeError(
+      `restore with a writable layer in the guest is not supported (${r.configFile}: annotation "${WRITABLE_LAYER_ANNOTATION}", or "writableLayer" in ${r.vm.source}): set the annotation to "share"`,
+    );
   // The state exists from the first moment (`creating`, with this process as its writer),
   // so that `state`, `start` and `delete` answer for it while the VM boots.
   ctx.store.reserve(id, {

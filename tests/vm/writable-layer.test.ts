@@ -104,6 +104,18 @@ describe("writable layer in the guest", () => {
     expect(existsSync(join(rt.root, "layer-bad"))).toBe(false);
   });
 
+  test("restore into a container with a layer in the guest is an error naming the annotation; nothing is left", async () => {
+    const { bundle } = layered("guest", "true");
+    const images = join(bundle, "ck");
+    mkdirSync(images);
+    for (const f of ["inventory.img", "cc-externals.json"]) writeFileSync(join(images, f), "");
+    const r = await rt.run(["restore", "--image-path", images, "--bundle", bundle, "layer-restore"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`restore with a writable layer in the guest is not supported`);
+    expect(r.stderr).toContain(`annotation "${WRITABLE_LAYER_ANNOTATION}"`);
+    expect(existsSync(join(rt.root, "layer-restore"))).toBe(false);
+  });
+
   test("on the layer's disk: everything the container did to its rootfs is on the host after it exited", async () => {
     const { bundle, rootfs } = layered("guest", CHANGES);
     seedOld(rootfs);
