@@ -43,7 +43,7 @@ const OPAQUE = "trusted.overlay.opaque";
 
 function layerDirs(id: string) {
   const top = join(DISK_MOUNT, id);
-  return { upper: join(top, "upper"), work: join(top, "work"), root: join(ROOTS, id) };
+  return { top, upper: join(top, "upper"), work: join(top, "work"), root: join(ROOTS, id) };
 }
 
 /** /dev/vdX of the layer's disk, by its serial (not by the order the devices were probed in). */
@@ -99,7 +99,7 @@ export async function mountLayer(
     const options = `lowerdir=${lower},upperdir=${d.upper},workdir=${d.work},index=off,redirect_dir=off,metacopy=off,xino=off`;
     mount("overlay", d.root, "overlay", 0, options);
   } catch (err) {
-    rmSync(join(DISK_MOUNT, id), { recursive: true, force: true });
+    rmSync(d.top, { recursive: true, force: true });
     throw err;
   }
   return d.root;
@@ -285,12 +285,12 @@ export async function removeLayer(id: string): Promise<void> {
   tar?.kill("SIGKILL");
   await tar?.exited;
   rmSync(listFile(id), { force: true });
-  rmSync(join(DISK_MOUNT, id), { recursive: true, force: true });
+  rmSync(layerDirs(id).top, { recursive: true, force: true });
 }
 
 /** A create that failed after its layer was mounted: the overlay and the layer gone. */
 export function dropLayer(id: string): void {
   const d = layerDirs(id);
   libc().umount2(cstr(d.root), MNT_DETACH);
-  if (!isMounted(d.root)) rmSync(join(DISK_MOUNT, id), { recursive: true, force: true });
+  if (!isMounted(d.root)) rmSync(d.top, { recursive: true, force: true });
 }

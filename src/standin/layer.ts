@@ -19,13 +19,12 @@ import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { QEMU_CAPABILITIES } from "../hypervisor/launcher.ts";
 import type { Channel } from "../protocol/channel.ts";
-import { spawnWithParentDeath } from "../sys/spawn.ts";
+import { capabilityArgs, spawnWithParentDeath } from "../sys/spawn.ts";
 import { STREAMS } from "./stdio.ts";
 
 const UNSHARE = "/usr/bin/unshare";
-const TAR_CAPS = Object.keys(QEMU_CAPABILITIES)
-  .map((c) => `+${c.toLowerCase().replace(/^cap_/, "")}`)
-  .join(",");
+/** setpriv's bounding, inheritable and ambient sets for tar: QEMU's capabilities, no others. */
+const TAR_CAPS = capabilityArgs(Object.keys(QEMU_CAPABILITIES)).join(" ");
 
 /** $1: the chroot's mount point, $2: the rootfs (the host's, with what is mounted below it, as the share has it). */
 const UNPACK = `set -eu
@@ -38,8 +37,7 @@ ln -s usr/lib "$root/lib"
 ln -s usr/lib64 "$root/lib64"
 ln -s usr/bin "$root/bin"
 mount -n --rbind "$rootfs" "$root/rootfs"
-exec chroot "$root" /usr/bin/setpriv --no-new-privs --bounding-set -all,${TAR_CAPS} \\
-  --inh-caps -all --ambient-caps -all -- \\
+exec chroot "$root" /usr/bin/setpriv --no-new-privs ${TAR_CAPS} -- \\
   /usr/bin/tar -C /rootfs --numeric-owner -p --acls --xattrs -xf -`;
 
 /** The unpacking in progress, to be stopped (and waited for) when the stand-in winds down. */

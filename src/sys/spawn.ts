@@ -87,7 +87,7 @@ function safeStdio(given: StdioOptions | undefined): { stdio: StdioOptions; rele
 }
 
 /** setpriv's arguments that leave the program `keep` only (setpriv names them without CAP_). */
-function capabilityArgs(keep: string[] | undefined): string[] {
+export function capabilityArgs(keep: string[] | undefined): string[] {
   if (!keep) return [];
   const names = keep.map((c) => `+${c.toLowerCase().replace(/^cap_/, "")}`);
   return ["--bounding-set", ["-all", ...names].join(","), "--inh-caps", "-all", "--ambient-caps", "-all"];
